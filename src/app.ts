@@ -1,0 +1,91 @@
+/**
+ * `createApp(deps)`: the Express app, built from injected parts and never
+ * listening itself (src/main.ts binds the port). Tests drive it with supertest.
+ */
+import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { IngestError, NotFoundError, ServiceUnavailableError } from './errors.js';
+import { createIngestRouter } from './routes/ingest.js';
+import { createOpsRouter } from './routes/ops.js';
+import type { Writer } from './writer/writer.js';
+
+/** Shared with main: set `closing` once shutdown begins. */
+export interface Lifecycle {
+  closing: boolean;
+}
+
+export interface AppDeps {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly writer: Writer;
+  readonly lifecycle: Lifecycle;
+  readonly version: string;
+  readonly now?: () => number;
+  readonly startedAt?: number;
+}
+
+export function createApp(deps: AppDeps): Express {
+  const { config, writer, lifecycle } = deps;
+  const now = deps.now ?? Date.now;
+  const log = deps.logger.child({ component: 'http' });
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.trustProxy ?? false);
+
+  app.use(logRequests(log, now));
+  app.use(refuseWhileClosing(lifecycle, writer));
+  app.use(
+    createOpsRouter({ version: deps.version, dataDir: config.dataDir, writer, now, startedAt: deps.startedAt ?? now() }),
+  );
+  app.use(createIngestRouter({ config, writer, lifecycle, now }));
+  app.use((req) => {
+    throw new NotFoundError(`no route for ${req.method} ${req.path}`);
+  });
+  app.use(renderError(log));
+  return app;
+}
+
+/** One log line per request: method, path, status, duration, and for ingest the stream and rows. */
+function logRequests(log: Logger, now: () => number): RequestHandler {
+  return (req, res, next) => {
+    const started = now();
+    res.on('finish', () => {
+      const { stream, rows, errorCode } = res.locals as { stream?: string; rows?: number; errorCode?: string };
+      log.info(
+        { method: req.method, path: req.path, status: res.statusCode, ms: now() - started, stream, rows, code: errorCode },
+        'request',
+      );
+    });
+    next();
+  };
+}
+
+/** SPEC section 7: once shutdown begins, requests that still arrive get a fast 503. */
+function refuseWhileClosing(lifecycle: Lifecycle, writer: Writer): RequestHandler {
+  return (_req, res, next) => {
+    if (!lifecycle.closing) return next();
+    res.set('Connection', 'close');
+    next(new ServiceUnavailableError('the server is shutting down', 'SHUTTING_DOWN', writer.retryAfterSec()));
+  };
+}
+
+/** Every error becomes `{"error": "<words>", "code": "<CODE>"}` with its status. */
+function renderError(log: Logger): ErrorRequestHandler {
+  return (error: unknown, _req, res, _next) => {
+    const known = toIngestError(error);
+    if (known.statusCode >= 500 && known.code === 'INTERNAL') log.error({ err: error }, 'request failed');
+    res.locals.errorCode = known.code;
+    res.status(known.statusCode).set(known.headers).json({ error: known.message, code: known.code });
+  };
+}
+
+function toIngestError(error: unknown): IngestError {
+  if (error instanceof IngestError) return error;
+  // Errors Express and its parsers raise carry a 4xx status (a bad URL encoding, say).
+  const status = (error as { status?: unknown } | null)?.status;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return new IngestError((error as Error).message, status, 'BAD_REQUEST', { cause: error });
+  }
+  return new IngestError('internal error', 500, 'INTERNAL', { cause: error });
+}

@@ -1,0 +1,93 @@
+/**
+ * CSV encoding as SPEC section 4 fixes it: UTF-8, comma separated, `\n` line
+ * ends, RFC 4180 quoting (https://www.rfc-editor.org/rfc/rfc4180), and a
+ * formula guard so that a spreadsheet never runs a cell. Pure functions only:
+ * the worker thread imports this file.
+ */
+
+/** SPEC section 9: what counts as "a number" for the formula guard. */
+const NUMBER = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+/** Characters that make a spreadsheet treat a cell as a formula (OWASP "CSV injection"). */
+const FORMULA_START = new Set(['=', '+', '-', '@', '\t', '\r']);
+const NEEDS_QUOTES = /[",\r\n]/;
+
+export const RECEIVED_AT = 'received_at';
+
+/** Prefixes `'` to a cell a spreadsheet would run as a formula. Header cells are guarded too. */
+export function guardCell(text: string): string {
+  const first = text[0];
+  if (first !== undefined && FORMULA_START.has(first) && !NUMBER.test(text)) return `'${text}`;
+  return text;
+}
+
+/** RFC 4180 quoting: a field holding a comma, quote, CR or LF is quoted, quotes doubled. */
+export function quoteField(text: string): string {
+  return NEEDS_QUOTES.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+/** One cell as written: guarded, then quoted. */
+export function encodeCell(text: string): string {
+  return quoteField(guardCell(text));
+}
+
+/** One record line, fields already guarded where they need to be. */
+export function encodeLine(fields: readonly string[]): string {
+  let line = '';
+  for (let i = 0; i < fields.length; i++) {
+    if (i > 0) line += ',';
+    line += quoteField(fields[i] as string);
+  }
+  return `${line}\n`;
+}
+
+/** `received_at`: ISO 8601 UTC with milliseconds. */
+export function formatReceivedAt(epochMs: number): string {
+  return new Date(epochMs).toISOString();
+}
+
+export interface ParsedRecord {
+  readonly fields: string[];
+  /** Offset just past the record's terminating `\n`. */
+  readonly end: number;
+}
+
+/**
+ * Parses the record that starts at `start`. Returns null when the text ends
+ * before the record's `\n` (a cut or not yet complete record).
+ */
+export function parseRecord(text: string, start = 0): ParsedRecord | null {
+  const fields: string[] = [];
+  let field = '';
+  let i = start;
+  let quoted = false;
+  while (i < text.length) {
+    const ch = text[i] as string;
+    if (quoted) {
+      if (ch === '"') {
+        if (text[i + 1] === '"') {
+          field += '"';
+          i += 2;
+          continue;
+        }
+        quoted = false;
+      } else {
+        field += ch;
+      }
+      i++;
+      continue;
+    }
+    if (ch === '"') {
+      quoted = true;
+    } else if (ch === ',') {
+      fields.push(field);
+      field = '';
+    } else if (ch === '\n') {
+      fields.push(field);
+      return { fields, end: i + 1 };
+    } else {
+      field += ch;
+    }
+    i++;
+  }
+  return null;
+}

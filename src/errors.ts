@@ -1,0 +1,73 @@
+/**
+ * The errors a request can end in. Each carries the HTTP status and a stable
+ * code; the error middleware renders `{"error": "<words>", "code": "<CODE>"}`.
+ * Library errors are translated into these where the library is called.
+ */
+
+export interface IngestErrorOptions {
+  readonly cause?: unknown;
+  /** Extra response headers, such as `Allow` or `Retry-After`. */
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export class IngestError extends Error {
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(
+    message: string,
+    readonly statusCode: number,
+    readonly code: string,
+    options: IngestErrorOptions = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.name = new.target.name;
+    this.headers = options.headers ?? {};
+  }
+}
+
+/** 400: bad JSON, or a body whose shape or keys break the rules. */
+export class BadRequestError extends IngestError {
+  constructor(message: string, code = 'BAD_REQUEST', options?: IngestErrorOptions) {
+    super(message, 400, code, options);
+  }
+}
+
+export class UnauthorizedError extends IngestError {
+  constructor(message = 'missing or wrong token') {
+    super(message, 401, 'UNAUTHORIZED', { headers: { 'WWW-Authenticate': 'Bearer' } });
+  }
+}
+
+export class NotFoundError extends IngestError {
+  constructor(message: string) {
+    super(message, 404, 'NOT_FOUND');
+  }
+}
+
+export class MethodNotAllowedError extends IngestError {
+  constructor(method: string, allowed: readonly string[]) {
+    super(`method ${method} is not allowed here; use ${allowed.join(', ')}`, 405, 'METHOD_NOT_ALLOWED', {
+      headers: { Allow: allowed.join(', ') },
+    });
+  }
+}
+
+/** 413: the body, or the batch inside it, is larger than the configured limit. */
+export class PayloadTooLargeError extends IngestError {
+  constructor(message: string, code = 'TOO_LARGE') {
+    super(message, 413, code);
+  }
+}
+
+export class UnsupportedMediaTypeError extends IngestError {
+  constructor(message: string) {
+    super(message, 415, 'UNSUPPORTED_MEDIA_TYPE');
+  }
+}
+
+/** 503 with `Retry-After`: the queue cannot take the rows now, or the server is stopping. */
+export class ServiceUnavailableError extends IngestError {
+  constructor(message: string, code: string, retryAfterSec: number) {
+    super(message, 503, code, { headers: { 'Retry-After': String(retryAfterSec) } });
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * The entry point, and the only module that touches the process:
+ * loadConfig → logger → data dir check → repair → writer → createApp → listen,
+ * and the shutdown that drains the writer on SIGTERM or SIGINT.
+ */
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type Server, createServer } from 'node:http';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import * as nodeFs from 'node:fs';
+import { pino, type Logger } from 'pino';
+import { type Lifecycle, createApp } from './app.js';
+import { type Config, ConfigError, loadConfig, redactConfig } from './config.js';
+import { repairCurrentFiles } from './writer/repair.js';
+import { createThreadRunner } from './writer/runners.js';
+import { lockWaitingForHolder } from './writer/write-batch.js';
+import { type Writer, createWriter } from './writer/writer.js';
+
+/** sysexits.h EX_CONFIG: the exit code SPEC section 2 gives a bad configuration. */
+const EXIT_CONFIG = 78;
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(`sensor-ingest: ${message}\n`);
+  process.exit(code);
+}
+
+function readConfig(): Config {
+  try {
+    return loadConfig(process.env, { hostname: hostname() });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    for (const problem of error.problems) process.stderr.write(`sensor-ingest: ${problem}\n`);
+    process.exit(EXIT_CONFIG);
+  }
+}
+
+/** Creates DATA_DIR and LOG_DIR and proves DATA_DIR takes a file, or exits 1 with one line. */
+function prepareDirectories(config: Config): void {
+  try {
+    mkdirSync(config.dataDir, { recursive: true });
+    const probe = join(config.dataDir, `.write-test-${process.pid}`);
+    writeFileSync(probe, '');
+    rmSync(probe);
+  } catch (error) {
+    fail(`DATA_DIR '${config.dataDir}' cannot be used: ${(error as Error).message}`);
+  }
+  try {
+    mkdirSync(config.logDir, { recursive: true });
+  } catch (error) {
+    fail(`LOG_DIR '${config.logDir}' cannot be used: ${(error as Error).message}`);
+  }
+}
+
+function listen(server: Server, config: Config): Promise<void> {
+  return new Promise((resolve) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      const why = error.code === 'EADDRINUSE' ? 'the port is already in use' : error.message;
+      fail(`cannot listen on ${config.host}:${config.port}: ${why} (${error.code ?? 'error'})`);
+    });
+    server.listen(config.port, config.host, () => resolve());
+  });
+}
+
+async function main(): Promise<void> {
+  const startedAt = Date.now();
+  const config = readConfig();
+  const logger = pino({ level: config.logLevel });
+  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  prepareDirectories(config);
+
+  const repairs = await repairCurrentFiles({
+    dataDir: config.dataDir,
+    streams: config.streams,
+    rotate: config.csvRotate,
+    fs: nodeFs,
+    lock: lockWaitingForHolder,
+    now: Date.now,
+  });
+  for (const repair of repairs) {
+    logger.warn({ file: repair.fileName, partial: repair.partialFile, bytes: repair.bytes }, 'repaired cut row');
+  }
+
+  const writer = createWriter({ config, runner: createThreadRunner(), logger });
+  const lifecycle: Lifecycle = { closing: false };
+  const app = createApp({ config, logger, writer, lifecycle, version, startedAt });
+  const server = createServer(app);
+  await listen(server, config);
+  const address = server.address();
+  logger.info(
+    { version, port: typeof address === 'object' && address !== null ? address.port : config.port, config: redactConfig(config) },
+    'sensor-ingest started',
+  );
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    void shutdown({ signal, server, writer, lifecycle, logger, timeoutMs: config.shutdownTimeoutSec * 1000 });
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+interface ShutdownDeps {
+  readonly signal: NodeJS.Signals;
+  readonly server: Server;
+  readonly writer: Writer;
+  readonly lifecycle: Lifecycle;
+  readonly logger: Logger;
+  readonly timeoutMs: number;
+}
+
+/**
+ * SPEC section 7: stop accepting, answer 503 to what still arrives, finish
+ * requests in flight, write everything queued, exit 0; past the deadline log
+ * the rows left and exit 1.
+ */
+async function shutdown({ signal, server, writer, lifecycle, logger, timeoutMs }: ShutdownDeps): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  lifecycle.closing = true;
+  logger.info({ signal, rows: writer.length }, 'shutting down');
+
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  // Keep-alive connections that finish a request after close() began would stay open.
+  const idleCloser = setInterval(() => server.closeIdleConnections(), 50);
+  server.closeIdleConnections();
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+  clearTimeout(timer);
+  clearInterval(idleCloser);
+
+  const unwritten = await writer.drain(Math.max(0, deadline - Date.now()));
+  if (unwritten > 0) {
+    logger.error({ rows: unwritten }, 'shutdown timed out with rows not written');
+    process.exit(1);
+  }
+  await writer.close();
+  logger.info({ signal }, 'stopped');
+  process.exit(0);
+}
+
+main().catch((error: unknown) => fail(`start-up failed: ${(error as Error).stack ?? String(error)}`));

@@ -1,0 +1,116 @@
+/**
+ * Turns a parsed request body into readings: flat lists of column names and
+ * cell texts, checked against SPEC sections 3 and 9. Pure: no I/O, no clock.
+ */
+import { RECEIVED_AT, guardCell } from './csv.js';
+import { BadRequestError, PayloadTooLargeError } from './errors.js';
+
+/** One reading, flattened: `columns[i]` holds `cells[i]`, in first-seen order. */
+export interface Reading {
+  readonly columns: string[];
+  readonly cells: string[];
+}
+
+export interface ReadingLimits {
+  readonly maxBatchRows: number;
+}
+
+/** SPEC section 9: at most 1024 columns per reading and nesting depth 16. */
+export const MAX_COLUMNS = 1024;
+export const MAX_DEPTH = 16;
+export const MAX_KEY_LENGTH = 128;
+// Unicode category Cc: C0 controls, DEL and C1 controls.
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+
+/**
+ * A JSON object is one reading; an array of 1..maxBatchRows objects is a
+ * batch, taken whole or refused whole.
+ */
+export function parseReadings(body: unknown, limits: ReadingLimits): Reading[] {
+  if (Array.isArray(body)) {
+    if (body.length === 0) throw new BadRequestError('the batch is empty: send 1 or more readings', 'EMPTY_BATCH');
+    if (body.length > limits.maxBatchRows) {
+      throw new PayloadTooLargeError(
+        `the batch has ${body.length} readings, more than MAX_BATCH_ROWS (${limits.maxBatchRows})`,
+        'BATCH_TOO_LARGE',
+      );
+    }
+    return body.map((item, index) => {
+      if (!isPlainObject(item)) {
+        throw new BadRequestError(`item ${index} of the batch is ${describe(item)}, expected a JSON object`, 'BAD_SHAPE');
+      }
+      return flattenReading(item, `item ${index}: `);
+    });
+  }
+  if (!isPlainObject(body)) {
+    throw new BadRequestError(`the body is ${describe(body)}, expected a JSON object or an array of objects`, 'BAD_SHAPE');
+  }
+  return [flattenReading(body, '')];
+}
+
+/** Flattens nested objects with `.`; arrays become their JSON text. */
+export function flattenReading(object: Record<string, unknown>, where: string): Reading {
+  const columns: string[] = [];
+  const cells: string[] = [];
+  // Keyed by the guarded name: `=x` and `'=x` would share one CSV column.
+  const seen = new Map<string, string>();
+
+  const visit = (node: Record<string, unknown>, prefix: string, depth: number): void => {
+    if (depth > MAX_DEPTH) {
+      throw new BadRequestError(`${where}key '${prefix.slice(0, -1)}' nests deeper than ${MAX_DEPTH} levels`, 'TOO_DEEP');
+    }
+    for (const key of Object.keys(node)) {
+      if (key === '') throw new BadRequestError(`${where}a key is empty${prefix ? ` under '${prefix.slice(0, -1)}'` : ''}`, 'BAD_KEY');
+      const name = prefix + key;
+      const value = node[key];
+      if (isPlainObject(value)) {
+        visit(value, `${name}.`, depth + 1);
+        continue;
+      }
+      checkKey(name, where);
+      const column = guardCell(name);
+      const earlier = seen.get(column);
+      if (earlier !== undefined) {
+        throw new BadRequestError(`${where}keys '${earlier}' and '${name}' land on the same column`, 'DUPLICATE_KEY');
+      }
+      seen.set(column, name);
+      if (columns.length === MAX_COLUMNS) {
+        throw new BadRequestError(`${where}the reading has more than ${MAX_COLUMNS} columns`, 'TOO_MANY_COLUMNS');
+      }
+      columns.push(name);
+      cells.push(cellText(value));
+    }
+  };
+  visit(object, '', 1);
+  return { columns, cells };
+}
+
+/** SPEC section 9: null is empty, booleans true/false, numbers as JavaScript prints them. */
+function cellText(value: unknown): string {
+  if (value === null) return '';
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return JSON.stringify(value);
+}
+
+function checkKey(name: string, where: string): void {
+  if (name === RECEIVED_AT) {
+    throw new BadRequestError(`${where}the key '${RECEIVED_AT}' is the server's own column`, 'RESERVED_KEY');
+  }
+  if (name.length > MAX_KEY_LENGTH && [...name].length > MAX_KEY_LENGTH) {
+    throw new BadRequestError(`${where}key '${name.slice(0, 40)}…' is longer than ${MAX_KEY_LENGTH} characters`, 'BAD_KEY');
+  }
+  if (CONTROL_CHARS.test(name)) {
+    throw new BadRequestError(`${where}key ${JSON.stringify(name)} holds a control character`, 'BAD_KEY');
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return `a ${typeof value}`;
+}

@@ -1,0 +1,143 @@
+/**
+ * `POST /<stream>`: check, parse, queue, answer (SPEC sections 3 and 9).
+ * The checks run in the SPEC's order: unknown stream 404 / method 405 →
+ * Content-Type 415 → size 413 → body 400 → queue 503.
+ */
+import express, { type Request, type RequestHandler, Router } from 'express';
+import type { Config } from '../config.js';
+import {
+  BadRequestError,
+  type IngestError,
+  MethodNotAllowedError,
+  NotFoundError,
+  PayloadTooLargeError,
+  ServiceUnavailableError,
+  UnsupportedMediaTypeError,
+} from '../errors.js';
+import { parseReadings } from '../reading.js';
+import type { Writer } from '../writer/writer.js';
+import type { Lifecycle } from '../app.js';
+
+export type IngestConfig = Pick<
+  Config,
+  'streams' | 'maxRequestBytes' | 'maxBatchRows' | 'ackMode' | 'durableAckTimeoutSec'
+>;
+
+export interface IngestDeps {
+  readonly config: IngestConfig;
+  readonly writer: Writer;
+  readonly lifecycle: Lifecycle;
+  readonly now: () => number;
+}
+
+/** What the request log and metrics learn about an ingest request. */
+export interface IngestLocals {
+  stream?: string;
+  rows?: number;
+}
+
+export function createIngestRouter(deps: IngestDeps): Router {
+  const { config, writer, lifecycle, now } = deps;
+  const streams = new Set(config.streams);
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  const readBody = express.raw({ type: () => true, limit: config.maxRequestBytes });
+  const router = Router();
+
+  const ingest: RequestHandler = async (req, res) => {
+    const stream = req.params.stream as string;
+    if (!streams.has(stream)) {
+      throw new NotFoundError(`no stream named '${stream}'; this server takes ${config.streams.join(', ')}`);
+    }
+    res.locals.stream = stream;
+    if (req.method !== 'POST') throw new MethodNotAllowedError(req.method, ['POST']);
+    checkContentType(req);
+    const body = await readRawBody(req, res);
+    const readings = parseReadings(parseJson(body), config);
+    const durable = wantsDurableAck(req, config.ackMode);
+
+    const stored = writer.enqueue(stream, readings, now());
+    res.locals.rows = readings.length;
+    if (!durable) {
+      res.status(202).json({ status: 'queued', rows: readings.length });
+      return;
+    }
+    await waitForFsync(stored);
+    res.status(201).json({ status: 'stored', rows: readings.length });
+  };
+
+  function checkContentType(req: Request): void {
+    const type = req.headers['content-type'];
+    const mediaType = type?.split(';', 1)[0]?.trim().toLowerCase();
+    if (mediaType !== 'application/json') {
+      throw new UnsupportedMediaTypeError(
+        type === undefined ? 'Content-Type is missing; send application/json' : `Content-Type '${type}' is not supported; send application/json`,
+      );
+    }
+  }
+
+  /** Reads the body within MAX_REQUEST_BYTES; body-parser refuses a too-long Content-Length before reading. */
+  async function readRawBody(req: Request, res: express.Response): Promise<Buffer> {
+    await new Promise<void>((resolve, reject) => {
+      readBody(req, res, (error?: unknown) => (error === undefined ? resolve() : reject(translateBodyError(error))));
+    });
+    const body: unknown = req.body;
+    if (!Buffer.isBuffer(body) || body.length === 0) throw new BadRequestError('the body is empty; send a JSON object or array', 'EMPTY_BODY');
+    return body;
+  }
+
+  function translateBodyError(error: unknown): IngestError | unknown {
+    const type = (error as { type?: string }).type;
+    if (type === 'entity.too.large') {
+      return new PayloadTooLargeError(`the body is larger than MAX_REQUEST_BYTES (${config.maxRequestBytes} bytes)`);
+    }
+    if (type === 'encoding.unsupported') {
+      return new UnsupportedMediaTypeError(`Content-Encoding '${(error as { encoding?: string }).encoding}' is not supported`);
+    }
+    return new BadRequestError(`the body could not be read: ${(error as Error).message}`, 'BAD_BODY', { cause: error });
+  }
+
+  function parseJson(body: Buffer): unknown {
+    let text: string;
+    try {
+      text = utf8.decode(body);
+    } catch (error) {
+      throw new BadRequestError('the body is not valid UTF-8', 'BAD_ENCODING', { cause: error });
+    }
+    try {
+      return JSON.parse(text);
+    } catch (error) {
+      throw new BadRequestError(`the body is not valid JSON: ${(error as Error).message}`, 'BAD_JSON', { cause: error });
+    }
+  }
+
+  /**
+   * SPEC section 9: wait at most DURABLE_ACK_TIMEOUT_SEC, then 503; the rows
+   * stay queued. Once shutdown has begun, wait for the drain instead.
+   */
+  async function waitForFsync(stored: Promise<void>): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), config.durableAckTimeoutSec * 1000);
+    });
+    const done = await Promise.race([stored.then(() => false), timedOut]);
+    clearTimeout(timer);
+    if (!done) return;
+    if (lifecycle.closing) return stored;
+    throw new ServiceUnavailableError(
+      `the rows are queued but not yet on disk after ${config.durableAckTimeoutSec} s; they will still be written`,
+      'DURABLE_TIMEOUT',
+      writer.retryAfterSec(),
+    );
+  }
+
+  router.all('/:stream', ingest);
+  return router;
+}
+
+function wantsDurableAck(req: Request, ackMode: Config['ackMode']): boolean {
+  const ack = req.query.ack;
+  if (ack === undefined) return ackMode === 'durable';
+  if (ack === 'durable') return true;
+  if (ack === 'queued') return ackMode === 'durable';
+  throw new BadRequestError(`ack must be 'durable' or 'queued', got ${JSON.stringify(ack)}`, 'BAD_ACK');
+}

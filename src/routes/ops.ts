@@ -1,0 +1,53 @@
+/**
+ * Health endpoints (SPEC section 6): `/healthz` is always fast, `/livez` says
+ * the process answers, `/readyz` says whether rows can reach disk now.
+ */
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { Router } from 'express';
+import type { Writer } from '../writer/writer.js';
+
+export interface OpsDeps {
+  readonly version: string;
+  readonly dataDir: string;
+  readonly writer: Writer;
+  readonly now: () => number;
+  /** When the process started, in epoch ms. */
+  readonly startedAt: number;
+}
+
+export function createOpsRouter(deps: OpsDeps): Router {
+  const { writer } = deps;
+  const router = Router();
+
+  router.get('/healthz', (_req, res) => {
+    const now = deps.now();
+    res.json({
+      status: 'ok',
+      version: deps.version,
+      uptime_s: Math.round((now - deps.startedAt) / 1000),
+      timestamp: new Date(now).toISOString(),
+    });
+  });
+
+  router.get('/livez', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  router.get('/readyz', async (_req, res) => {
+    const dataDirWritable = await access(deps.dataDir, constants.W_OK).then(
+      () => true,
+      () => false,
+    );
+    const alive = writer.isAlive();
+    const checks = {
+      writer: { ok: alive && !writer.stalled, alive, stalled: writer.stalled },
+      data_dir: { ok: dataDirWritable, path: deps.dataDir },
+      queue: { ok: writer.length < writer.capacity, length: writer.length, max: writer.capacity },
+    };
+    const ok = Object.values(checks).every((check) => check.ok);
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'error', checks });
+  });
+
+  return router;
+}

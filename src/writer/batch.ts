@@ -1,0 +1,52 @@
+/**
+ * The messages between the main thread and the writer thread. Plain data,
+ * because they cross a worker boundary by structured clone.
+ */
+
+/** One row to append: when it was received, and its columns and cell texts. */
+export interface Row {
+  readonly receivedAt: number;
+  readonly columns: readonly string[];
+  readonly cells: readonly string[];
+}
+
+/** The rows bound for one file, in acceptance order. */
+export interface FileBatch {
+  readonly fileName: string;
+  readonly rows: readonly Row[];
+}
+
+/** One group commit: every file's rows, each file locked, written once and fsynced once. */
+export interface BatchTask {
+  readonly dataDir: string;
+  readonly files: readonly FileBatch[];
+}
+
+export interface FileWritten {
+  readonly fileName: string;
+  readonly ok: true;
+  readonly rows: number;
+  readonly bytes: number;
+  /** The file was started by this write (and its header written). */
+  readonly created: boolean;
+  readonly fsyncSeconds: number;
+  /** Set when a new key archived the old file (SPEC section 4). */
+  readonly archivedAs?: string;
+  readonly addedColumns?: readonly string[];
+  /** Set when a cut row left by a crashed writer was moved aside first. */
+  readonly repaired?: { readonly partialFile: string; readonly bytes: number };
+}
+
+export interface FileFailed {
+  readonly fileName: string;
+  readonly ok: false;
+  /** The error's code (`ENOSPC`, `ELOCKED`, …). */
+  readonly code: string;
+  readonly message: string;
+}
+
+export type FileOutcome = FileWritten | FileFailed;
+
+export interface BatchResult {
+  readonly files: readonly FileOutcome[];
+}

@@ -1,0 +1,124 @@
+/**
+ * Repair of a cut last row (SPEC section 5). Power loss can leave a CSV file
+ * ending part-way through a row; appending to it would glue the next row onto
+ * the stump. The stump is moved to `<file>.partial-<UTC timestamp>` and the
+ * file is cut back to its last complete row.
+ *
+ * A row ends at a `\n` outside quotes. RFC 4180 doubles quotes inside quoted
+ * fields, so "outside quotes" is "after an even number of `"` bytes": one pass
+ * over the file finds the last such `\n`, however many quoted newlines it has.
+ */
+import { join } from 'node:path';
+import { type Rotation, isCurrentFileOf, partialFileName } from './file-names.js';
+import type { WriterFs } from './writer-fs.js';
+
+export interface StartupRepairOptions {
+  readonly dataDir: string;
+  readonly streams: readonly string[];
+  readonly rotate: Rotation;
+  readonly fs: WriterFs;
+  /** Takes a file's lock, waiting out a holder (a stale lock is taken over after 10 s). */
+  readonly lock: (path: string) => Promise<() => Promise<void>>;
+  readonly now: () => number;
+}
+
+/**
+ * SPEC section 9: each stream's current file, at start-up, under its lock,
+ * before the port opens. Archives are left alone.
+ */
+export async function repairCurrentFiles(options: StartupRepairOptions): Promise<RepairResult[]> {
+  const { dataDir, streams, rotate, fs } = options;
+  const names = fs.readdirSync(dataDir).filter((name) => streams.some((stream) => isCurrentFileOf(stream, name, rotate)));
+  const results: RepairResult[] = [];
+  for (const name of names.sort()) {
+    const release = await options.lock(join(dataDir, name));
+    try {
+      const result = repairCutRow(fs, dataDir, name, options.now());
+      if (result !== null) results.push(result);
+    } finally {
+      await release().catch(() => {});
+    }
+  }
+  return results;
+}
+
+export interface RepairResult {
+  readonly fileName: string;
+  readonly partialFile: string;
+  /** Bytes moved out of the file. */
+  readonly bytes: number;
+}
+
+const QUOTE = 0x22;
+const NEWLINE = 0x0a;
+const CHUNK_BYTES = 1 << 20;
+
+/**
+ * Cuts `dataDir/fileName` back to its last complete row. The caller holds the
+ * file's lock. Returns null when the file is whole or missing.
+ */
+export function repairCutRow(fs: WriterFs, dataDir: string, fileName: string, now: number): RepairResult | null {
+  const path = join(dataDir, fileName);
+  if (!fs.existsSync(path)) return null;
+  const fd = fs.openSync(path, 'r+');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const end = endOfLastRow(fs, fd, size);
+    if (end === size) return null;
+
+    const stump = Buffer.alloc(size - end);
+    fs.readSync(fd, stump, 0, stump.length, end);
+    const partialFile = freePartialName(fs, dataDir, fileName, now);
+    const partialFd = fs.openSync(join(dataDir, partialFile), 'wx');
+    try {
+      fs.writeSync(partialFd, stump, 0, stump.length);
+      fs.fsyncSync(partialFd);
+    } finally {
+      fs.closeSync(partialFd);
+    }
+    fs.ftruncateSync(fd, end);
+    fs.fsyncSync(fd);
+    const dirFd = fs.openSync(dataDir, 'r');
+    try {
+      fs.fsyncSync(dirFd);
+    } finally {
+      fs.closeSync(dirFd);
+    }
+    return { fileName, partialFile, bytes: stump.length };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Whether the file's last byte is a `\n`: a cheap first look before a full scan. */
+export function endsWithNewline(fs: WriterFs, fd: number, size: number): boolean {
+  if (size === 0) return true;
+  const last = Buffer.alloc(1);
+  fs.readSync(fd, last, 0, 1, size - 1);
+  return last[0] === NEWLINE;
+}
+
+/** Offset just past the last `\n` that stands outside quotes (0 if none). */
+function endOfLastRow(fs: WriterFs, fd: number, size: number): number {
+  const chunk = Buffer.alloc(Math.min(CHUNK_BYTES, Math.max(size, 1)));
+  let quoted = false;
+  let end = 0;
+  for (let position = 0; position < size; ) {
+    const read = fs.readSync(fd, chunk, 0, Math.min(chunk.length, size - position), position);
+    if (read <= 0) break;
+    for (let i = 0; i < read; i++) {
+      const byte = chunk[i];
+      if (byte === QUOTE) quoted = !quoted;
+      else if (byte === NEWLINE && !quoted) end = position + i + 1;
+    }
+    position += read;
+  }
+  return end;
+}
+
+function freePartialName(fs: WriterFs, dataDir: string, fileName: string, now: number): string {
+  for (let attempt = 0; ; attempt++) {
+    const name = partialFileName(fileName, now, attempt);
+    if (!fs.existsSync(join(dataDir, name))) return name;
+  }
+}

@@ -1,0 +1,238 @@
+/**
+ * The writer thread's work: append one group commit to its files.
+ *
+ *   for each file in the batch:
+ *     lock <file>.lock ─► open (append) ─► read header ─► new key? archive + widen
+ *       ─► one write of whole rows (header first if new) ─► one fsync
+ *       ─► new file? fsync the directory ─► unlock
+ *
+ * A failure in one file is reported for that file alone, so the main thread
+ * retries just those rows. A write that fails part-way is cut back to the
+ * length before it, so no half row is left for the next batch to append to.
+ * Imports only CSV and file code: this module runs inside the worker thread.
+ */
+import * as nodeFs from 'node:fs';
+import { join } from 'node:path';
+import lockfile from 'proper-lockfile';
+import { RECEIVED_AT, encodeLine, formatReceivedAt, guardCell, parseRecord } from '../csv.js';
+import type { BatchResult, BatchTask, FileBatch, FileOutcome, Row } from './batch.js';
+import { archiveFileName } from './file-names.js';
+import { type RepairResult, endsWithNewline, repairCutRow } from './repair.js';
+import type { WriterFs } from './writer-fs.js';
+
+/** Takes a file's lock and resolves to its release. */
+export type LockFile = (path: string) => Promise<() => Promise<void>>;
+
+export interface WriteDeps {
+  readonly fs: WriterFs;
+  readonly lock: LockFile;
+  readonly now: () => number;
+}
+
+/** SPEC section 9: proper-lockfile's `<file>.lock` directory, `realpath: false`, stale after 10 s. */
+export const LOCK_OPTIONS = Object.freeze({ realpath: false, stale: 10_000, retries: 0 });
+
+export const lockWithProperLockfile: LockFile = (path) =>
+  // A lock we hold for milliseconds cannot go stale; if its refresh ever
+  // fails, the default handler would throw inside the worker thread.
+  lockfile.lock(path, { ...LOCK_OPTIONS, onCompromised: () => {} });
+
+/** For start-up repair: wait for a live holder, take over a dead one's lock once it is stale. */
+export const lockWaitingForHolder: LockFile = (path) =>
+  lockfile.lock(path, {
+    ...LOCK_OPTIONS,
+    retries: { retries: 60, factor: 1, minTimeout: 250, maxTimeout: 250 },
+    onCompromised: () => {},
+  });
+
+export const defaultWriteDeps: WriteDeps = Object.freeze({ fs: nodeFs, lock: lockWithProperLockfile, now: Date.now });
+
+/** Header lines seen before, by file path, so a steady file's header is not parsed per batch. */
+const headerCache = new Map<string, { line: string; cells: string[] }>();
+
+/** Writes every file of the batch in turn; one file's failure does not stop the others. */
+export async function writeBatch(task: BatchTask, deps: WriteDeps = defaultWriteDeps): Promise<BatchResult> {
+  const files: FileOutcome[] = [];
+  for (const batch of task.files) files.push(await writeFileBatch(task.dataDir, batch, deps));
+  return { files };
+}
+
+export async function writeFileBatch(dataDir: string, batch: FileBatch, deps: WriteDeps): Promise<FileOutcome> {
+  const path = join(dataDir, batch.fileName);
+  let release: (() => Promise<void>) | undefined;
+  try {
+    release = await deps.lock(path);
+    return appendUnderLock(dataDir, batch, path, deps);
+  } catch (error) {
+    return { fileName: batch.fileName, ok: false, code: errorCode(error), message: errorMessage(error) };
+  } finally {
+    // A release that fails leaves a lock that goes stale in 10 s; the rows are already safe.
+    await release?.().catch(() => {});
+  }
+}
+
+function appendUnderLock(dataDir: string, batch: FileBatch, path: string, deps: WriteDeps): FileOutcome {
+  const { fs } = deps;
+  let repaired: RepairResult | undefined;
+  let fd = fs.openSync(path, 'a+');
+  try {
+    let size = fs.fstatSync(fd).size;
+    if (!endsWithNewline(fs, fd, size)) {
+      // A process died mid-write since start-up repair: cut its stump off
+      // before appending, or the next row would be glued onto it.
+      fs.closeSync(fd);
+      fd = -1;
+      repaired = repairCutRow(fs, dataDir, batch.fileName, deps.now()) ?? undefined;
+      fd = fs.openSync(path, 'a+');
+      size = fs.fstatSync(fd).size;
+    }
+    const wanted = columnsOf(batch.rows);
+    let header: string[];
+    let created = size === 0;
+    let archivedAs: string | undefined;
+    let addedColumns: string[] | undefined;
+
+    if (created) {
+      header = [RECEIVED_AT, ...wanted];
+    } else {
+      const onDisk = readHeader(fs, fd, path, size);
+      const known = new Set(onDisk);
+      const added = wanted.filter((column) => !known.has(column));
+      if (onDisk !== null && added.length === 0) {
+        header = onDisk;
+      } else {
+        // SPEC section 4: never write under a wrong column; archive and widen,
+        // and the whole batch goes to the new file.
+        fs.closeSync(fd);
+        fd = -1;
+        archivedAs = archiveCurrentFile(fs, dataDir, batch.fileName, deps.now());
+        fd = fs.openSync(path, 'a+');
+        header = [...(onDisk ?? [RECEIVED_AT]), ...added];
+        addedColumns = added;
+        created = true;
+      }
+    }
+
+    const text = (created ? encodeLine(header) : '') + encodeRows(header, batch.rows);
+    const bytes = Buffer.from(text, 'utf8');
+    writeAll(fs, fd, bytes, created ? 0 : size);
+    const started = process.hrtime.bigint();
+    fs.fsyncSync(fd);
+    const fsyncSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    if (created) fsyncDirectory(fs, dataDir);
+    return {
+      fileName: batch.fileName,
+      ok: true,
+      rows: batch.rows.length,
+      bytes: bytes.length,
+      created,
+      fsyncSeconds,
+      ...(archivedAs === undefined ? {} : { archivedAs, addedColumns }),
+      ...(repaired === undefined ? {} : { repaired }),
+    };
+  } finally {
+    if (fd >= 0) fs.closeSync(fd);
+  }
+}
+
+/** The batch's columns as header cells (guarded), in first-seen order. */
+function columnsOf(rows: readonly Row[]): string[] {
+  const seen = new Set<string>();
+  const columns: string[] = [];
+  for (const row of rows) {
+    for (const column of row.columns) {
+      const cell = guardCell(column);
+      if (!seen.has(cell)) {
+        seen.add(cell);
+        columns.push(cell);
+      }
+    }
+  }
+  return columns;
+}
+
+function encodeRows(header: readonly string[], rows: readonly Row[]): string {
+  const index = new Map<string, number>();
+  header.forEach((cell, i) => index.set(cell, i));
+  let text = '';
+  for (const row of rows) {
+    const fields = new Array<string>(header.length).fill('');
+    fields[0] = formatReceivedAt(row.receivedAt);
+    for (let i = 0; i < row.columns.length; i++) {
+      fields[index.get(guardCell(row.columns[i] as string)) as number] = guardCell(row.cells[i] as string);
+    }
+    text += encodeLine(fields);
+  }
+  return text;
+}
+
+/**
+ * Writes every byte, looping over short writes. On any failure the file is
+ * cut back to `sizeBefore`, so a retry never appends after half a row.
+ */
+function writeAll(fs: WriterFs, fd: number, bytes: Buffer, sizeBefore: number): void {
+  let offset = 0;
+  try {
+    while (offset < bytes.length) {
+      const written = fs.writeSync(fd, bytes, offset, bytes.length - offset);
+      if (written <= 0) throw Object.assign(new Error('write made no progress'), { code: 'ESHORTWRITE' });
+      offset += written;
+    }
+  } catch (error) {
+    try {
+      fs.ftruncateSync(fd, sizeBefore);
+    } catch {
+      // Start-up repair cuts a torn tail if this fails too.
+    }
+    throw error;
+  }
+}
+
+/** Reads and parses the file's first line; null when it has no complete header line. */
+function readHeader(fs: WriterFs, fd: number, path: string, size: number): string[] | null {
+  const cached = headerCache.get(path);
+  let length = Math.min(size, Math.max(4096, (cached?.line.length ?? 0) * 4));
+  for (;;) {
+    const buffer = Buffer.alloc(length);
+    const read = fs.readSync(fd, buffer, 0, length, 0);
+    const text = buffer.toString('utf8', 0, read);
+    if (cached !== undefined && text.startsWith(cached.line)) return cached.cells;
+    const record = parseRecord(text);
+    if (record !== null) {
+      headerCache.set(path, { line: text.slice(0, record.end), cells: record.fields });
+      return record.fields;
+    }
+    if (length >= size) return null;
+    length = Math.min(size, length * 4);
+  }
+}
+
+/** Renames the current file to its archive name (`data.20261123T101500Z.csv`, `-1` … if taken). */
+function archiveCurrentFile(fs: WriterFs, dataDir: string, fileName: string, now: number): string {
+  for (let attempt = 0; ; attempt++) {
+    const name = archiveFileName(fileName, now, attempt);
+    if (!fs.existsSync(join(dataDir, name))) {
+      fs.renameSync(join(dataDir, fileName), join(dataDir, name));
+      return name;
+    }
+  }
+}
+
+/** A new directory entry is durable only once the directory itself is fsynced. */
+function fsyncDirectory(fs: WriterFs, dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : 'EUNKNOWN';
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,244 @@
+/**
+ * The main-thread side of the writer: takes accepted rows onto the bounded
+ * queue and feeds the writer thread one group commit at a time.
+ *
+ *   enqueue ─► RowQueue ─► (commit interval) ─► runner.run(batch) ─► outcome per file
+ *                 ▲                                                    │
+ *                 └──── failed files' rows, back in front, after a ◄───┘
+ *                       backoff; past WRITE_RETRIES: stalled, retried
+ *                       every WRITE_BACKOFF_MAX_SEC, never dropped
+ *
+ * While one batch is written, new rows gather for the next (group commit).
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { ServiceUnavailableError } from '../errors.js';
+import type { Reading } from '../reading.js';
+import type { BatchResult, BatchTask, FileBatch, FileFailed, FileWritten, Row } from './batch.js';
+import { retryDelayMs } from './backoff.js';
+import { currentFileName } from './file-names.js';
+import { type QueueEntry, RowQueue } from './row-queue.js';
+import type { BatchRunner } from './runners.js';
+
+export type WriterConfig = Pick<
+  Config,
+  | 'dataDir'
+  | 'csvRotate'
+  | 'writeQueueMaxSize'
+  | 'writeRetries'
+  | 'writeBackoffBaseSec'
+  | 'writeBackoffMaxSec'
+  | 'commitIntervalMs'
+>;
+
+/** What the writer reports, for metrics. Every method is optional to implement. */
+export interface WriterEvents {
+  fileWritten?(outcome: FileWritten): void;
+  writeFailed?(outcome: FileFailed): void;
+}
+
+export interface WriterDeps {
+  readonly config: WriterConfig;
+  readonly runner: BatchRunner;
+  readonly logger: Logger;
+  readonly events?: WriterEvents;
+  readonly now?: () => number;
+  readonly random?: () => number;
+}
+
+export interface Writer {
+  /**
+   * Queues one request's rows, all or none. Resolves once the fsync covering
+   * them is done (it never rejects); throws a 503 error if they do not fit.
+   */
+  enqueue(stream: string, readings: readonly Reading[], receivedAt: number): Promise<void>;
+  /** Rows queued or being written. */
+  readonly length: number;
+  readonly capacity: number;
+  /** Past WRITE_RETRIES failed attempts and not yet recovered. */
+  readonly stalled: boolean;
+  /** Whether the writer thread is up. */
+  isAlive(): boolean;
+  /** SPEC section 8: seconds for `Retry-After`, from queue depth over the measured drain rate. */
+  retryAfterSec(): number;
+  /** Writes everything queued, ignoring the commit interval; resolves to the rows still unwritten at the deadline. */
+  drain(timeoutMs: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Rows per group commit at most, so one structured-clone message stays small. */
+const MAX_ROWS_PER_COMMIT = 20_000;
+/** Weight of the newest batch in the drain-rate average. */
+const RATE_SMOOTHING = 0.3;
+
+export function createWriter(deps: WriterDeps): Writer {
+  const { config, runner, logger, events = {} } = deps;
+  const now = deps.now ?? Date.now;
+  const random = deps.random ?? Math.random;
+  const log = logger.child({ component: 'writer' });
+  const queue = new RowQueue(config.writeQueueMaxSize);
+  const backoff = { baseSec: config.writeBackoffBaseSec, maxSec: config.writeBackoffMaxSec };
+
+  let writing = false;
+  let timer: NodeJS.Timeout | undefined;
+  let failures = 0;
+  let stalled = false;
+  let draining = false;
+  let closed = false;
+  let lastCommitAt = Number.NEGATIVE_INFINITY;
+  let drainRowsPerSec = 0;
+  let emptyWaiters: Array<() => void> = [];
+
+  function schedule(delayMs: number): void {
+    timer = setTimeout(() => {
+      timer = undefined;
+      kick();
+    }, delayMs);
+    timer.unref();
+  }
+
+  /** Starts the next commit if one is due and none is running. */
+  function kick(): void {
+    if (writing || timer !== undefined || closed || !queue.hasWaiting) return;
+    const wait = draining ? 0 : lastCommitAt + config.commitIntervalMs - now();
+    if (wait > 0) schedule(wait);
+    else void commit();
+  }
+
+  async function commit(): Promise<void> {
+    writing = true;
+    const started = now();
+    lastCommitAt = started;
+    const entries = queue.take(MAX_ROWS_PER_COMMIT);
+    const task: BatchTask = { dataDir: config.dataDir, files: groupByFile(entries) };
+    let result: BatchResult;
+    try {
+      result = await runner.run(task);
+    } catch (error) {
+      // The thread itself failed (it died, or could not start): every file failed.
+      const code = (error as { code?: unknown } | null)?.code;
+      const failed = { ok: false as const, code: typeof code === 'string' ? code : 'EWORKER', message: String(error) };
+      result = { files: task.files.map((file) => ({ ...failed, fileName: file.fileName })) };
+    }
+    writing = false;
+
+    const failedFiles = new Set<string>();
+    let rowsWritten = 0;
+    for (const outcome of result.files) {
+      if (outcome.ok) {
+        rowsWritten += outcome.rows;
+        if (outcome.repaired !== undefined) {
+          log.warn({ file: outcome.fileName, partial: outcome.repaired.partialFile, bytes: outcome.repaired.bytes }, 'repaired cut row');
+        }
+        if (outcome.archivedAs !== undefined) {
+          log.warn(
+            { file: outcome.fileName, archive: outcome.archivedAs, added: outcome.addedColumns },
+            'csv schema changed',
+          );
+        }
+        events.fileWritten?.(outcome);
+      } else {
+        failedFiles.add(outcome.fileName);
+        log.error({ code: outcome.code, file: outcome.fileName, attempt: failures + 1, err: outcome.message }, 'write failed');
+        events.writeFailed?.(outcome);
+      }
+    }
+    queue.complete((entry) => {
+      if (failedFiles.has(entry.fileName)) return false;
+      entry.settle();
+      return true;
+    });
+    if (rowsWritten > 0) {
+      const rate = rowsWritten / Math.max(0.001, (now() - started) / 1000);
+      drainRowsPerSec = drainRowsPerSec === 0 ? rate : drainRowsPerSec * (1 - RATE_SMOOTHING) + rate * RATE_SMOOTHING;
+    }
+
+    if (failedFiles.size > 0) {
+      failures++;
+      if (failures > config.writeRetries && !stalled) {
+        stalled = true;
+        log.warn({ rows: queue.length, attempts: failures }, 'writer stalled');
+      }
+      schedule(stalled ? config.writeBackoffMaxSec * 1000 : retryDelayMs(failures, backoff, random));
+    } else {
+      if (stalled) log.info({ rows: queue.length }, 'writer recovered');
+      failures = 0;
+      stalled = false;
+    }
+    if (queue.length === 0) {
+      const waiters = emptyWaiters;
+      emptyWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+    kick();
+  }
+
+  function groupByFile(entries: readonly QueueEntry[]): FileBatch[] {
+    const byFile = new Map<string, Row[]>();
+    for (const entry of entries) {
+      const rows = byFile.get(entry.fileName);
+      if (rows === undefined) byFile.set(entry.fileName, [...entry.rows]);
+      else for (const row of entry.rows) rows.push(row);
+    }
+    return [...byFile].map(([fileName, rows]) => ({ fileName, rows }));
+  }
+
+  function retryAfterSec(): number {
+    const nothingDrains = stalled || failures > 0 || drainRowsPerSec === 0;
+    if (nothingDrains) return Math.max(1, Math.ceil(config.writeBackoffMaxSec));
+    return Math.min(60, Math.max(1, Math.ceil(queue.length / drainRowsPerSec)));
+  }
+
+  return {
+    enqueue(stream, readings, receivedAt) {
+      if (closed) throw new ServiceUnavailableError('the server is shutting down', 'SHUTTING_DOWN', retryAfterSec());
+      if (!queue.canTake(readings.length)) {
+        throw new ServiceUnavailableError(
+          `the write queue is full (${queue.length} of ${queue.capacity} rows); retry later`,
+          'QUEUE_FULL',
+          retryAfterSec(),
+        );
+      }
+      const rows: Row[] = readings.map((reading) => ({ receivedAt, columns: reading.columns, cells: reading.cells }));
+      const fileName = currentFileName(stream, receivedAt, config.csvRotate);
+      return new Promise<void>((settle) => {
+        queue.push({ fileName, stream, rows, settle });
+        kick();
+      });
+    },
+    get length() {
+      return queue.length;
+    },
+    capacity: queue.capacity,
+    get stalled() {
+      return stalled;
+    },
+    isAlive: () => !closed && runner.isAlive(),
+    retryAfterSec,
+    async drain(timeoutMs) {
+      draining = true;
+      if (timer !== undefined && failures === 0) {
+        // A commit-interval wait, not a retry backoff: start now.
+        clearTimeout(timer);
+        timer = undefined;
+      }
+      kick();
+      if (queue.length === 0) return 0;
+      let deadline: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => emptyWaiters.push(resolve)),
+        new Promise<void>((resolve) => {
+          deadline = setTimeout(resolve, timeoutMs);
+        }),
+      ]);
+      clearTimeout(deadline);
+      return queue.length;
+    },
+    async close() {
+      closed = true;
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+      await runner.close();
+    },
+  };
+}
