@@ -6,14 +6,10 @@ import express, { type ErrorRequestHandler, type Express, type RequestHandler } 
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { IngestError, NotFoundError, ServiceUnavailableError } from './errors.js';
+import type { Lifecycle } from './lifecycle.js';
 import { createIngestRouter } from './routes/ingest.js';
 import { createOpsRouter } from './routes/ops.js';
 import type { Writer } from './writer/writer.js';
-
-/** Shared with main: set `closing` once shutdown begins. */
-export interface Lifecycle {
-  closing: boolean;
-}
 
 export interface AppDeps {
   readonly config: Config;

@@ -129,8 +129,8 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
   };
   const valueOrDefault = (name: keyof typeof DEFAULTS): string => raw(name) ?? DEFAULTS[name];
   const fail = (name: string, accepted: string, value: string): undefined => {
-    const shown = SECRET_VARIABLES.has(name) ? '(value not shown: it is a secret)' : `got '${value}'`;
-    problems.push(`${name} must be ${accepted}, ${shown}`);
+    const shown = SECRET_VARIABLES.has(name) ? 'the value is not shown because it is a secret' : `got '${value}'`;
+    problems.push(`${name} must be ${accepted}; ${shown}`);
     return undefined;
   };
 

@@ -45,6 +45,45 @@ export function formatReceivedAt(epochMs: number): string {
   return new Date(epochMs).toISOString();
 }
 
+/** A row as the encoder needs it: when it was received, its columns and their cell texts. */
+export interface CsvRow {
+  readonly receivedAt: number;
+  readonly columns: readonly string[];
+  readonly cells: readonly string[];
+}
+
+/** The rows' columns as header cells (guarded), in first-seen order. */
+export function headerColumns(rows: readonly CsvRow[]): string[] {
+  const seen = new Set<string>();
+  const columns: string[] = [];
+  for (const row of rows) {
+    for (const column of row.columns) {
+      const cell = guardCell(column);
+      if (!seen.has(cell)) {
+        seen.add(cell);
+        columns.push(cell);
+      }
+    }
+  }
+  return columns;
+}
+
+/** The rows' lines under `header` (guarded header cells, `received_at` first); missing keys stay empty. */
+export function encodeRows(header: readonly string[], rows: readonly CsvRow[]): string {
+  const index = new Map<string, number>();
+  header.forEach((cell, i) => index.set(cell, i));
+  let text = '';
+  for (const row of rows) {
+    const fields = new Array<string>(header.length).fill('');
+    fields[0] = formatReceivedAt(row.receivedAt);
+    for (let i = 0; i < row.columns.length; i++) {
+      fields[index.get(guardCell(row.columns[i] as string)) as number] = guardCell(row.cells[i] as string);
+    }
+    text += encodeLine(fields);
+  }
+  return text;
+}
+
 export interface ParsedRecord {
   readonly fields: string[];
   /** Offset just past the record's terminating `\n`. */

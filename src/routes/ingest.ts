@@ -16,11 +16,13 @@ import {
 } from '../errors.js';
 import { parseReadings } from '../reading.js';
 import type { Writer } from '../writer/writer.js';
-import type { Lifecycle } from '../app.js';
+import type { Lifecycle } from '../lifecycle.js';
+import { requireToken } from '../auth.js';
+import { createRateLimit } from '../rate-limit.js';
 
 export type IngestConfig = Pick<
   Config,
-  'streams' | 'maxRequestBytes' | 'maxBatchRows' | 'ackMode' | 'durableAckTimeoutSec'
+  'streams' | 'maxRequestBytes' | 'maxBatchRows' | 'ackMode' | 'durableAckTimeoutSec' | 'ingestToken' | 'rateLimitPerMin'
 >;
 
 export interface IngestDeps {
@@ -43,13 +45,18 @@ export function createIngestRouter(deps: IngestDeps): Router {
   const readBody = express.raw({ type: () => true, limit: config.maxRequestBytes });
   const router = Router();
 
-  const ingest: RequestHandler = async (req, res) => {
+  const checkRoute: RequestHandler = (req, res, next) => {
     const stream = req.params.stream as string;
     if (!streams.has(stream)) {
       throw new NotFoundError(`no stream named '${stream}'; this server takes ${config.streams.join(', ')}`);
     }
     res.locals.stream = stream;
     if (req.method !== 'POST') throw new MethodNotAllowedError(req.method, ['POST']);
+    next();
+  };
+
+  const ingest: RequestHandler = async (req, res) => {
+    const stream = req.params.stream as string;
     checkContentType(req);
     const body = await readRawBody(req, res);
     const readings = parseReadings(parseJson(body), config);
@@ -130,7 +137,7 @@ export function createIngestRouter(deps: IngestDeps): Router {
     );
   }
 
-  router.all('/:stream', ingest);
+  router.all('/:stream', requireToken(config.ingestToken), checkRoute, createRateLimit(config.rateLimitPerMin), ingest);
   return router;
 }
 

@@ -3,12 +3,10 @@
  * because they cross a worker boundary by structured clone.
  */
 
+import type { CsvRow } from '../csv.js';
+
 /** One row to append: when it was received, and its columns and cell texts. */
-export interface Row {
-  readonly receivedAt: number;
-  readonly columns: readonly string[];
-  readonly cells: readonly string[];
-}
+export type Row = CsvRow;
 
 /** The rows bound for one file, in acceptance order. */
 export interface FileBatch {

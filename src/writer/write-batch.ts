@@ -14,8 +14,8 @@
 import * as nodeFs from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
-import { RECEIVED_AT, encodeLine, formatReceivedAt, guardCell, parseRecord } from '../csv.js';
-import type { BatchResult, BatchTask, FileBatch, FileOutcome, Row } from './batch.js';
+import { RECEIVED_AT, encodeLine, encodeRows, headerColumns, parseRecord } from '../csv.js';
+import type { BatchResult, BatchTask, FileBatch, FileOutcome } from './batch.js';
 import { archiveFileName } from './file-names.js';
 import { type RepairResult, endsWithNewline, repairCutRow } from './repair.js';
 import type { WriterFs } from './writer-fs.js';
@@ -86,7 +86,7 @@ function appendUnderLock(dataDir: string, batch: FileBatch, path: string, deps: 
       fd = fs.openSync(path, 'a+');
       size = fs.fstatSync(fd).size;
     }
-    const wanted = columnsOf(batch.rows);
+    const wanted = headerColumns(batch.rows);
     let header: string[];
     let created = size === 0;
     let archivedAs: string | undefined;
@@ -133,37 +133,6 @@ function appendUnderLock(dataDir: string, batch: FileBatch, path: string, deps: 
   } finally {
     if (fd >= 0) fs.closeSync(fd);
   }
-}
-
-/** The batch's columns as header cells (guarded), in first-seen order. */
-function columnsOf(rows: readonly Row[]): string[] {
-  const seen = new Set<string>();
-  const columns: string[] = [];
-  for (const row of rows) {
-    for (const column of row.columns) {
-      const cell = guardCell(column);
-      if (!seen.has(cell)) {
-        seen.add(cell);
-        columns.push(cell);
-      }
-    }
-  }
-  return columns;
-}
-
-function encodeRows(header: readonly string[], rows: readonly Row[]): string {
-  const index = new Map<string, number>();
-  header.forEach((cell, i) => index.set(cell, i));
-  let text = '';
-  for (const row of rows) {
-    const fields = new Array<string>(header.length).fill('');
-    fields[0] = formatReceivedAt(row.receivedAt);
-    for (let i = 0; i < row.columns.length; i++) {
-      fields[index.get(guardCell(row.columns[i] as string)) as number] = guardCell(row.cells[i] as string);
-    }
-    text += encodeLine(fields);
-  }
-  return text;
 }
 
 /**

@@ -1,0 +1,171 @@
+/**
+ * Shared test helpers: temp directories, a silent logger, a real server
+ * process on a free port, and CSV reading.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { pino, type Logger } from 'pino';
+import { type Config, loadConfig } from '../src/config.js';
+
+export const ROOT = resolve(import.meta.dirname, '..');
+export const MAIN = join(ROOT, 'dist', 'main.js');
+
+/** A fresh temp directory, removed by the returned cleanup. */
+export function tempDir(prefix = 'sensor-ingest-'): { path: string; cleanup: () => void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** A logger that keeps its lines in memory, for asserting on log messages. */
+export function memoryLogger(level = 'info'): { logger: Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = pino({ level }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+  return { logger, lines };
+}
+
+/** A config with test-friendly defaults and the given overrides (as environment strings). */
+export function testConfig(dataDir: string, env: Record<string, string> = {}): Config {
+  return loadConfig({ DATA_DIR: dataDir, LOG_DIR: join(dataDir, 'logs'), ...env });
+}
+
+/** Parses a CSV file into records (header first); [] if the file does not exist. */
+export function readCsv(path: string): string[][] {
+  if (!existsSync(path)) return [];
+  return parse(readFileSync(path, 'utf8'), { relaxColumnCount: false }) as string[][];
+}
+
+/** The file's bytes as text, or null if it does not exist. */
+export function fileText(path: string): string | null {
+  return existsSync(path) ? readFileSync(path, 'utf8') : null;
+}
+
+/** Every file in a directory, sorted, without lock directories. */
+export function listFiles(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((name) => !name.endsWith('.lock') && !name.startsWith('.'))
+    .sort();
+}
+
+/** A port that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  server.close();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+/** Polls `check` until it returns a truthy value or the time runs out. */
+export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 20_000): Promise<NonNullable<Awaited<T>>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value as NonNullable<Awaited<T>>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export interface ServerProcess {
+  readonly url: string;
+  readonly port: number;
+  readonly child: ChildProcess;
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string;
+  /** Parsed JSON log lines from stdout. */
+  logLines(): Array<Record<string, unknown>>;
+  /** Resolves with the exit code (or signal) once the process ends. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Runs the built server (`node dist/main.js`) with the given environment. */
+export function runServer(env: Record<string, string>): ServerProcess & { port: number } {
+  const child = spawn(process.execPath, [MAIN], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  let stdout = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+    stdout += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit) => {
+    child.once('exit', (code, signal) => resolveExit({ code, signal }));
+  });
+  const port = Number(env.PORT ?? 0);
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    child,
+    exited,
+    output: () => output,
+    logLines: () =>
+      stdout
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
+  };
+}
+
+/**
+ * Starts the built server on a free port with temp-style directories and
+ * waits until `/healthz` answers.
+ */
+export async function startServer(env: Record<string, string>): Promise<ServerProcess> {
+  const port = await freePort();
+  const server = runServer({ HOST: '127.0.0.1', PORT: String(port), ...env });
+  let exitedEarly = false;
+  void server.exited.then(() => {
+    exitedEarly = true;
+  });
+  await waitFor(async () => {
+    if (exitedEarly) throw new Error(`server exited during start-up:\n${server.output()}`);
+    try {
+      return (await fetch(`${server.url}/healthz`)).ok;
+    } catch {
+      return false;
+    }
+  }, 'the server to answer /healthz');
+  return server;
+}
+
+/** POSTs JSON; returns status, headers and parsed body. */
+export async function postJson(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; body: unknown }> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: text === '' ? null : JSON.parse(text) };
+}
+
+/** Runs `task(i)` for i in [0, count) with at most `concurrency` in flight. */
+export async function pool<T>(count: number, concurrency: number, task: (i: number) => Promise<T>): Promise<T[]> {
+  const results = new Array<T>(count);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(concurrency, count) }, async () => {
+    while (next < count) {
+      const i = next++;
+      results[i] = await task(i);
+    }
+  });
+  await Promise.all(workers);
+  return results;
+}

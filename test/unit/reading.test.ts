@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { BadRequestError, PayloadTooLargeError } from '../../src/errors.js';
+import { MAX_COLUMNS, parseReadings } from '../../src/reading.js';
+
+const limits = { maxBatchRows: 3 };
+
+function reject(body: unknown): { status: number; code: string; message: string } {
+  try {
+    parseReadings(body, limits);
+  } catch (error) {
+    if (error instanceof BadRequestError || error instanceof PayloadTooLargeError) {
+      return { status: error.statusCode, code: error.code, message: error.message };
+    }
+    throw error;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('parseReadings', () => {
+  it('takes one object as one reading, flattening nested objects with a dot', () => {
+    expect(parseReadings({ t: 21.5, bme: { t: 21, h: { rel: 40 } }, ok: true, off: false, gone: null, list: [1, 'a'], empty: {} }, limits)).toEqual([
+      {
+        columns: ['t', 'bme.t', 'bme.h.rel', 'ok', 'off', 'gone', 'list'],
+        cells: ['21.5', '21', '40', 'true', 'false', '', '[1,"a"]'],
+      },
+    ]);
+  });
+
+  it('keeps first-seen key order, integer-like keys included', () => {
+    expect(parseReadings({ b: 1, a: 2 }, limits)[0]?.columns).toEqual(['b', 'a']);
+  });
+
+  it('prints numbers as JavaScript does', () => {
+    expect(parseReadings({ a: 1e21, b: 0.1, c: -0 }, limits)[0]?.cells).toEqual(['1e+21', '0.1', '0']);
+  });
+
+  it('takes a batch of 1..MAX_BATCH_ROWS objects', () => {
+    expect(parseReadings([{ a: 1 }, { b: 2 }], limits)).toHaveLength(2);
+  });
+
+  it.each([
+    ['a string', 'hello', 400, 'BAD_SHAPE', 'the body is a string, expected a JSON object or an array of objects'],
+    ['null', null, 400, 'BAD_SHAPE', 'the body is null, expected a JSON object or an array of objects'],
+    ['an empty batch', [], 400, 'EMPTY_BATCH', 'the batch is empty: send 1 or more readings'],
+    ['a batch holding a number', [{ a: 1 }, 5], 400, 'BAD_SHAPE', 'item 1 of the batch is a number, expected a JSON object'],
+    ['a batch holding an array', [[1]], 400, 'BAD_SHAPE', 'item 0 of the batch is an array, expected a JSON object'],
+    ['too many readings', [{}, {}, {}, {}], 413, 'BATCH_TOO_LARGE', 'the batch has 4 readings, more than MAX_BATCH_ROWS (3)'],
+    ['an empty key', { '': 1 }, 400, 'BAD_KEY', 'a key is empty'],
+    ['an empty nested key', { a: { '': 1 } }, 400, 'BAD_KEY', "a key is empty under 'a'"],
+    ['received_at', { received_at: 'x' }, 400, 'RESERVED_KEY', "the key 'received_at' is the server's own column"],
+    ['a flattened received_at', { received_at: { x: 1 }, ok: 1 }, 200, '', ''],
+    ['a control character', { 'a\u0007': 1 }, 400, 'BAD_KEY', 'key "a\\u0007" holds a control character'],
+    ['a C1 control character', { 'a\u0085': 1 }, 400, 'BAD_KEY', 'key "a\u0085" holds a control character'],
+    ['a key of 129 characters', { ['k'.repeat(129)]: 1 }, 400, 'BAD_KEY', `key '${'k'.repeat(40)}…' is longer than 128 characters`],
+    ['two values on one name', { 'a.b': 1, a: { b: 2 } }, 400, 'DUPLICATE_KEY', "keys 'a.b' and 'a.b' land on the same column"],
+    ['keys that share a guarded column', { '=x': 1, "'=x": 2 }, 400, 'DUPLICATE_KEY', "keys '=x' and ''=x' land on the same column"],
+    ['batch item errors name the item', [{ a: 1 }, { '': 1 }], 400, 'BAD_KEY', 'item 1: a key is empty'],
+  ])('refuses %s', (_what, body, status, code, message) => {
+    if (status === 200) {
+      expect(parseReadings(body, limits)[0]?.columns).toEqual(['received_at.x', 'ok']);
+      return;
+    }
+    expect(reject(body)).toEqual({ status, code, message });
+  });
+
+  it('takes a key of 128 characters, counted as characters not UTF-16 units', () => {
+    expect(parseReadings({ ['😀'.repeat(128)]: 1 }, limits)[0]?.columns).toHaveLength(1);
+  });
+
+  it('limits columns and nesting depth', () => {
+    const wide = Object.fromEntries(Array.from({ length: MAX_COLUMNS + 1 }, (_, i) => [`c${i}`, i]));
+    expect(reject(wide)).toMatchObject({ status: 400, code: 'TOO_MANY_COLUMNS' });
+    expect(parseReadings(Object.fromEntries(Array.from({ length: MAX_COLUMNS }, (_, i) => [`c${i}`, i])), limits)[0]?.columns).toHaveLength(MAX_COLUMNS);
+    let deep: Record<string, unknown> = { leaf: 1 };
+    for (let i = 0; i < 15; i++) deep = { n: deep };
+    expect(parseReadings(deep, limits)[0]?.columns[0]).toBe(`${'n.'.repeat(15)}leaf`);
+    expect(reject({ n: deep })).toMatchObject({ status: 400, code: 'TOO_DEEP' });
+  });
+});

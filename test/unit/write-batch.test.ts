@@ -1,0 +1,167 @@
+import * as nodeFs from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { FileBatch, FileFailed, FileWritten } from '../../src/writer/batch.js';
+import { LOCK_OPTIONS, type WriteDeps, defaultWriteDeps, writeBatch, writeFileBatch } from '../../src/writer/write-batch.js';
+import type { WriterFs } from '../../src/writer/writer-fs.js';
+import { listFiles, readCsv, tempDir } from '../helpers.js';
+import lockfile from 'proper-lockfile';
+
+const at = Date.UTC(2026, 10, 23, 10, 15, 0);
+const row = (columns: string[], cells: string[], receivedAt = at) => ({ receivedAt, columns, cells });
+
+let dir: ReturnType<typeof tempDir>;
+beforeEach(() => {
+  dir = tempDir();
+});
+afterEach(() => dir.cleanup());
+
+const deps = (fs: WriterFs = nodeFs, now = () => at): WriteDeps => ({ ...defaultWriteDeps, fs, now });
+
+async function write(batch: FileBatch, writeDeps = deps()) {
+  return writeFileBatch(dir.path, batch, writeDeps);
+}
+
+describe('writeFileBatch', () => {
+  it('writes the header once, then appends rows', async () => {
+    const first = await write({ fileName: 'data.csv', rows: [row(['t'], ['1'])] });
+    const second = await write({ fileName: 'data.csv', rows: [row(['t'], ['2']), row(['t'], ['3'])] });
+    expect(first).toMatchObject({ ok: true, rows: 1, created: true });
+    expect(second).toMatchObject({ ok: true, rows: 2, created: false });
+    expect(readFileSync(join(dir.path, 'data.csv'), 'utf8')).toBe(
+      'received_at,t\n2026-11-23T10:15:00.000Z,1\n2026-11-23T10:15:00.000Z,2\n2026-11-23T10:15:00.000Z,3\n',
+    );
+  });
+
+  it('reads the header of a file another process started, leaving missing keys empty', async () => {
+    writeFileSync(join(dir.path, 'data.csv'), 'received_at,a,"b,c",\'=f\n2026-01-01T00:00:00.000Z,1,2,3\n');
+    await write({ fileName: 'data.csv', rows: [row(['=f', 'a'], ['9', '8'])] });
+    expect(readCsv(join(dir.path, 'data.csv'))).toEqual([
+      ['received_at', 'a', 'b,c', "'=f"],
+      ['2026-01-01T00:00:00.000Z', '1', '2', '3'],
+      ['2026-11-23T10:15:00.000Z', '8', '', '9'],
+    ]);
+  });
+
+  it('archives the file and widens the header when a new key arrives; the whole batch goes to the new file', async () => {
+    await write({ fileName: 'data.csv', rows: [row(['a', 'b'], ['1', '2'])] });
+    const outcome = (await write({ fileName: 'data.csv', rows: [row(['a'], ['3']), row(['c', 'a'], ['4', '5'])] })) as FileWritten;
+    expect(outcome).toMatchObject({ ok: true, created: true, archivedAs: 'data.20261123T101500Z.csv', addedColumns: ['c'] });
+    expect(readCsv(join(dir.path, 'data.20261123T101500Z.csv'))).toEqual([
+      ['received_at', 'a', 'b'],
+      ['2026-11-23T10:15:00.000Z', '1', '2'],
+    ]);
+    expect(readCsv(join(dir.path, 'data.csv'))).toEqual([
+      ['received_at', 'a', 'b', 'c'],
+      ['2026-11-23T10:15:00.000Z', '3', '', ''],
+      ['2026-11-23T10:15:00.000Z', '5', '', '4'],
+    ]);
+  });
+
+  it('adds -1, -2 to an archive name that is taken', async () => {
+    await write({ fileName: 'data.csv', rows: [row(['a'], ['1'])] });
+    await write({ fileName: 'data.csv', rows: [row(['b'], ['1'])] });
+    await write({ fileName: 'data.csv', rows: [row(['c'], ['1'])] });
+    const last = (await write({ fileName: 'data.csv', rows: [row(['d'], ['1'])] })) as FileWritten;
+    expect(last.archivedAs).toBe('data.20261123T101500Z-2.csv');
+    expect(listFiles(dir.path)).toEqual(['data.20261123T101500Z-1.csv', 'data.20261123T101500Z-2.csv', 'data.20261123T101500Z.csv', 'data.csv']);
+    expect(readCsv(join(dir.path, 'data.csv'))[0]).toEqual(['received_at', 'a', 'b', 'c', 'd']);
+  });
+
+  it('writes each file of a batch, one failure not stopping the others', async () => {
+    mkdirSync(join(dir.path, 'data2.csv')); // a directory where the file should be: EISDIR
+    const result = await writeBatch(
+      {
+        dataDir: dir.path,
+        files: [
+          { fileName: 'data2.csv', rows: [row(['a'], ['1'])] },
+          { fileName: 'data.csv', rows: [row(['a'], ['2'])] },
+        ],
+      },
+      deps(),
+    );
+    expect(result.files[0]).toMatchObject({ ok: false, fileName: 'data2.csv', code: 'EISDIR' });
+    expect(result.files[1]).toMatchObject({ ok: true, fileName: 'data.csv' });
+  });
+
+  it('fails with ELOCKED while another process holds the lock', async () => {
+    const path = join(dir.path, 'data.csv');
+    const release = await lockfile.lock(path, LOCK_OPTIONS);
+    try {
+      expect(await write({ fileName: 'data.csv', rows: [row(['a'], ['1'])] })).toMatchObject({ ok: false, code: 'ELOCKED' });
+      expect(existsSync(path)).toBe(false);
+    } finally {
+      await release();
+    }
+    expect(await write({ fileName: 'data.csv', rows: [row(['a'], ['1'])] })).toMatchObject({ ok: true });
+  });
+
+  it('cuts a failed write back so no half row is left, and the retry writes whole rows', async () => {
+    await write({ fileName: 'data.csv', rows: [row(['a'], ['1'])] });
+    const before = readFileSync(join(dir.path, 'data.csv'), 'utf8');
+    let calls = 0;
+    const shortThenFail: WriterFs = {
+      ...nodeFs,
+      writeSync: ((fd: number, buffer: Buffer, offset: number, length: number) => {
+        calls++;
+        if (calls === 1) return nodeFs.writeSync(fd, buffer, offset, Math.min(length, 5)); // a short write
+        throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+      }) as WriterFs['writeSync'],
+    };
+    const failed = (await write({ fileName: 'data.csv', rows: [row(['a'], ['2'])] }, deps(shortThenFail))) as FileFailed;
+    expect(failed).toMatchObject({ ok: false, code: 'EIO' });
+    expect(readFileSync(join(dir.path, 'data.csv'), 'utf8')).toBe(before);
+    await write({ fileName: 'data.csv', rows: [row(['a'], ['2'])] });
+    expect(readCsv(join(dir.path, 'data.csv')).map((r) => r[1])).toEqual(['a', '1', '2']);
+  });
+
+  it('loops over short writes until every byte is written', async () => {
+    const oneByteAtATime: WriterFs = {
+      ...nodeFs,
+      writeSync: ((fd: number, buffer: Buffer, offset: number) => nodeFs.writeSync(fd, buffer, offset, 1)) as WriterFs['writeSync'],
+    };
+    await write({ fileName: 'data.csv', rows: [row(['a'], ['héllo, "x"'])] }, deps(oneByteAtATime));
+    expect(readCsv(join(dir.path, 'data.csv'))).toEqual([['received_at', 'a'], ['2026-11-23T10:15:00.000Z', 'héllo, "x"']]);
+  });
+
+  it('fsyncs the file once per batch, and the directory when the file is new', async () => {
+    const synced: string[] = [];
+    const counting: WriterFs = {
+      ...nodeFs,
+      fsyncSync: (fd: number) => {
+        synced.push(nodeFs.fstatSync(fd).isDirectory() ? 'dir' : 'file');
+        nodeFs.fsyncSync(fd);
+      },
+    };
+    await write({ fileName: 'data.csv', rows: [row(['a'], ['1']), row(['a'], ['2'])] }, deps(counting));
+    expect(synced).toEqual(['file', 'dir']);
+    synced.length = 0;
+    await write({ fileName: 'data.csv', rows: [row(['a'], ['3'])] }, deps(counting));
+    expect(synced).toEqual(['file']);
+  });
+
+  it('cuts off a stump left by a writer that died since start-up before appending', async () => {
+    writeFileSync(join(dir.path, 'data.csv'), 'received_at,a\n2026-01-01T00:00:00.000Z,1\n2026-01-01T00:00:00.000Z,"cut');
+    const outcome = (await write({ fileName: 'data.csv', rows: [row(['a'], ['2'])] })) as FileWritten;
+    expect(outcome.repaired).toEqual({ fileName: 'data.csv', partialFile: 'data.csv.partial-20261123T101500Z', bytes: 29 });
+    expect(readFileSync(join(dir.path, 'data.csv.partial-20261123T101500Z'), 'utf8')).toBe('2026-01-01T00:00:00.000Z,"cut');
+    expect(readCsv(join(dir.path, 'data.csv'))).toEqual([
+      ['received_at', 'a'],
+      ['2026-01-01T00:00:00.000Z', '1'],
+      ['2026-11-23T10:15:00.000Z', '2'],
+    ]);
+  });
+
+  it('writes daily files named for the UTC day', async () => {
+    await write({ fileName: 'data-2026-11-23.csv', rows: [row(['a'], ['1'])] });
+    expect(readCsv(join(dir.path, 'data-2026-11-23.csv'))).toHaveLength(2);
+  });
+
+  it('starts over when a file has no complete header line', async () => {
+    writeFileSync(join(dir.path, 'data.csv'), 'received_at,"a\n');
+    const outcome = (await write({ fileName: 'data.csv', rows: [row(['a'], ['1'])] })) as FileWritten;
+    expect(outcome.ok).toBe(true);
+    expect(readCsv(join(dir.path, 'data.csv'))).toEqual([['received_at', 'a'], ['2026-11-23T10:15:00.000Z', '1']]);
+  });
+});

@@ -1,0 +1,187 @@
+import * as nodeFs from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Reading } from '../../src/reading.js';
+import type { BatchResult, BatchTask } from '../../src/writer/batch.js';
+import { type BatchRunner, createInlineRunner } from '../../src/writer/runners.js';
+import { defaultWriteDeps } from '../../src/writer/write-batch.js';
+import type { WriterFs } from '../../src/writer/writer-fs.js';
+import { type Writer, createWriter } from '../../src/writer/writer.js';
+import { memoryLogger, readCsv, tempDir, testConfig, waitFor } from '../helpers.js';
+
+let dir: ReturnType<typeof tempDir>;
+let writer: Writer | undefined;
+beforeEach(() => {
+  dir = tempDir();
+});
+afterEach(async () => {
+  await writer?.close();
+  writer = undefined;
+  dir.cleanup();
+});
+
+const reading = (seq: number): Reading => ({ columns: ['seq'], cells: [String(seq)] });
+const seqs = () => readCsv(join(dir.path, 'data.csv')).slice(1).map((r) => Number(r[1]));
+
+/** A file system whose writes fail with `code` while `failing` is set. */
+function flakyFs(): { fs: WriterFs; failing: { code: string | null } } {
+  const failing: { code: string | null } = { code: null };
+  const fs: WriterFs = {
+    ...nodeFs,
+    writeSync: ((...args: Parameters<typeof nodeFs.writeSync>) => {
+      if (failing.code !== null) throw Object.assign(new Error(`${failing.code}: injected`), { code: failing.code });
+      return (nodeFs.writeSync as (...a: unknown[]) => number)(...args);
+    }) as WriterFs['writeSync'],
+  };
+  return { fs, failing };
+}
+
+function make(env: Record<string, string>, runner: BatchRunner) {
+  const { logger, lines } = memoryLogger();
+  const failures: string[] = [];
+  writer = createWriter({
+    config: testConfig(dir.path, { WRITE_BACKOFF_BASE_SEC: '0.001', WRITE_BACKOFF_MAX_SEC: '0.02', ...env }),
+    runner,
+    logger,
+    events: { writeFailed: (outcome) => failures.push(outcome.code) },
+  });
+  return { writer, lines, failures };
+}
+
+describe('createWriter', () => {
+  it('resolves each enqueue once its rows are fsynced, in acceptance order', async () => {
+    const { writer } = make({}, createInlineRunner());
+    const acks = Array.from({ length: 50 }, (_, i) => writer.enqueue('data', [reading(i)], Date.now()));
+    await Promise.all(acks);
+    expect(seqs()).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    expect(writer.length).toBe(0);
+  });
+
+  it('gathers rows that arrive during a write into the next group commit', async () => {
+    const tasks: BatchTask[] = [];
+    const inline = createInlineRunner();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const runner: BatchRunner = {
+      ...inline,
+      run: async (task) => {
+        tasks.push(task);
+        if (tasks.length === 1) await gate;
+        return inline.run(task);
+      },
+    };
+    const { writer } = make({}, runner);
+    const first = writer.enqueue('data', [reading(0)], Date.now());
+    const rest = [1, 2, 3].map((i) => writer.enqueue('data', [reading(i)], Date.now()));
+    rest.push(writer.enqueue('data2', [reading(9)], Date.now()));
+    release();
+    await Promise.all([first, ...rest]);
+    expect(tasks.map((task) => task.files.map((f) => [f.fileName, f.rows.length]))).toEqual([
+      [['data.csv', 1]],
+      [['data.csv', 3], ['data2.csv', 1]],
+    ]);
+  });
+
+  it('refuses rows that do not fit with a 503 naming the queue, all or none', async () => {
+    const runner: BatchRunner = { ...createInlineRunner(), run: () => new Promise<BatchResult>(() => {}) };
+    const { writer } = make({ WRITE_QUEUE_MAXSIZE: '3' }, runner);
+    void writer.enqueue('data', [reading(1), reading(2)], Date.now());
+    expect(() => writer.enqueue('data', [reading(3), reading(4)], Date.now())).toThrow(
+      expect.objectContaining({ statusCode: 503, code: 'QUEUE_FULL', message: 'the write queue is full (2 of 3 rows); retry later' }),
+    );
+    expect(writer.length).toBe(2);
+    void writer.enqueue('data', [reading(3)], Date.now());
+    expect(writer.length).toBe(3);
+  });
+
+  it('retries a failed write with backoff, stalls after WRITE_RETRIES, keeps the rows, and drains them in order once the fault clears', async () => {
+    const { fs, failing } = flakyFs();
+    const { writer, lines, failures } = make({ WRITE_RETRIES: '2' }, createInlineRunner({ ...defaultWriteDeps, fs }));
+    failing.code = 'EIO';
+    const acks = [1, 2, 3].map((i) => writer.enqueue('data', [reading(i)], Date.now()));
+    await waitFor(() => writer.stalled, 'the writer to stall');
+    expect(failures.length).toBeGreaterThanOrEqual(3);
+    expect(failures.every((code) => code === 'EIO')).toBe(true);
+    expect(lines.filter((l) => l.msg === 'write failed' && l.level === 50 && l.code === 'EIO').length).toBe(failures.length);
+    expect(lines.some((l) => l.msg === 'writer stalled' && l.level === 40)).toBe(true);
+    expect(writer.length).toBe(3);
+    expect(writer.retryAfterSec()).toBe(1);
+    const more = writer.enqueue('data', [reading(4)], Date.now());
+    failing.code = null;
+    await Promise.all([...acks, more]);
+    expect(seqs()).toEqual([1, 2, 3, 4]);
+    expect(writer.stalled).toBe(false);
+    expect(lines.some((l) => l.msg === 'writer recovered')).toBe(true);
+  });
+
+  it('keeps writing other files while one file fails', async () => {
+    const inline = createInlineRunner();
+    let blockData = true;
+    const runner: BatchRunner = {
+      ...inline,
+      run: async (task) => {
+        const result = await inline.run({ ...task, files: task.files.filter((f) => !(blockData && f.fileName === 'data.csv')) });
+        const blocked = task.files
+          .filter((f) => blockData && f.fileName === 'data.csv')
+          .map((f) => ({ fileName: f.fileName, ok: false as const, code: 'ELOCKED', message: 'held' }));
+        return { files: [...result.files, ...blocked] };
+      },
+    };
+    const { writer } = make({}, runner);
+    const blocked = writer.enqueue('data', [reading(1)], Date.now());
+    await writer.enqueue('data2', [reading(2)], Date.now());
+    expect(readCsv(join(dir.path, 'data2.csv'))).toHaveLength(2);
+    blockData = false;
+    await blocked;
+    expect(seqs()).toEqual([1]);
+  });
+
+  it('treats a thread failure as every file failing, and retries', async () => {
+    const inline = createInlineRunner();
+    let crashes = 1;
+    const runner: BatchRunner = {
+      ...inline,
+      run: (task) => (crashes-- > 0 ? Promise.reject(new Error('worker died')) : inline.run(task)),
+    };
+    const { writer, failures } = make({}, runner);
+    await writer.enqueue('data', [reading(1)], Date.now());
+    expect(failures).toEqual(['EWORKER']);
+    expect(seqs()).toEqual([1]);
+  });
+
+  it('waits COMMIT_INTERVAL_MS between commits, but a drain does not', async () => {
+    const starts: number[] = [];
+    const inline = createInlineRunner();
+    const runner: BatchRunner = { ...inline, run: (task) => (starts.push(Date.now()), inline.run(task)) };
+    const { writer } = make({ COMMIT_INTERVAL_MS: '200' }, runner);
+    await writer.enqueue('data', [reading(1)], Date.now());
+    const second = writer.enqueue('data', [reading(2)], Date.now());
+    await second;
+    expect((starts[1] as number) - (starts[0] as number)).toBeGreaterThanOrEqual(190);
+
+    void writer.enqueue('data', [reading(3)], Date.now());
+    expect(await writer.drain(5_000)).toBe(0);
+    expect(seqs()).toEqual([1, 2, 3]);
+  });
+
+  it('drain reports the rows it could not write by the deadline', async () => {
+    const { fs, failing } = flakyFs();
+    const { writer } = make({}, createInlineRunner({ ...defaultWriteDeps, fs }));
+    failing.code = 'ENOSPC';
+    void writer.enqueue('data', [reading(1), reading(2)], Date.now());
+    expect(await writer.drain(100)).toBe(2);
+  });
+
+  it('computes Retry-After from queue depth over the drain rate, between 1 and 60', async () => {
+    const { writer } = make({}, createInlineRunner());
+    await writer.enqueue('data', [reading(1)], Date.now());
+    expect(writer.retryAfterSec()).toBe(1);
+  });
+
+  it('refuses rows once closed', async () => {
+    const { writer } = make({}, createInlineRunner());
+    await writer.close();
+    expect(writer.isAlive()).toBe(false);
+    expect(() => writer.enqueue('data', [reading(1)], Date.now())).toThrow(expect.objectContaining({ code: 'SHUTTING_DOWN' }));
+  });
+});
