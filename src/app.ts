@@ -6,7 +6,12 @@ import express, { type ErrorRequestHandler, type Express, type RequestHandler } 
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { IngestError, NotFoundError, ServiceUnavailableError } from './errors.js';
+import type { History } from './history.js';
 import type { Lifecycle } from './lifecycle.js';
+import type { Metrics } from './metrics.js';
+import { createHistoryRouter } from './routes/history.js';
+import { createMetricsRouter } from './routes/metrics.js';
+import type { StreamActivity } from './stream-activity.js';
 import { createIngestRouter } from './routes/ingest.js';
 import { createOpsRouter } from './routes/ops.js';
 import type { Writer } from './writer/writer.js';
@@ -15,6 +20,9 @@ export interface AppDeps {
   readonly config: Config;
   readonly logger: Logger;
   readonly writer: Writer;
+  readonly metrics: Metrics;
+  readonly history: History;
+  readonly activity: StreamActivity;
   readonly lifecycle: Lifecycle;
   readonly version: string;
   readonly now?: () => number;
@@ -22,19 +30,21 @@ export interface AppDeps {
 }
 
 export function createApp(deps: AppDeps): Express {
-  const { config, writer, lifecycle } = deps;
+  const { config, writer, lifecycle, metrics, history, activity } = deps;
   const now = deps.now ?? Date.now;
   const log = deps.logger.child({ component: 'http' });
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy ?? false);
 
-  app.use(logRequests(log, now));
+  app.use(observeRequests(log, metrics));
   app.use(refuseWhileClosing(lifecycle, writer));
   app.use(
     createOpsRouter({ version: deps.version, dataDir: config.dataDir, writer, now, startedAt: deps.startedAt ?? now() }),
   );
-  app.use(createIngestRouter({ config, writer, lifecycle, now }));
+  app.use(createMetricsRouter(metrics, config.readToken));
+  app.use(createHistoryRouter({ history, activity, historyMax: config.historyMax, readToken: config.readToken, now }));
+  app.use(createIngestRouter({ config, writer, lifecycle, metrics, history, activity, now }));
   app.use((req) => {
     throw new NotFoundError(`no route for ${req.method} ${req.path}`);
   });
@@ -42,14 +52,23 @@ export function createApp(deps: AppDeps): Express {
   return app;
 }
 
-/** One log line per request: method, path, status, duration, and for ingest the stream and rows. */
-function logRequests(log: Logger, now: () => number): RequestHandler {
+/**
+ * One log line and one metrics observation per request. The route label is
+ * the route's pattern (an ingest stream's path, a fixed path) or `unmatched`,
+ * never the raw URL, so random paths cannot grow the label set.
+ */
+function observeRequests(log: Logger, metrics: Metrics): RequestHandler {
   return (req, res, next) => {
-    const started = now();
+    const started = performance.now();
     res.on('finish', () => {
-      const { stream, rows, errorCode } = res.locals as { stream?: string; rows?: number; errorCode?: string };
+      const seconds = (performance.now() - started) / 1000;
+      const { stream, rows, errorCode, route } = res.locals as { stream?: string; rows?: number; errorCode?: string; route?: string };
+      const routePath = (req.route as { path?: unknown } | undefined)?.path;
+      // A pattern with a parameter (`/:stream`) is only a route once the router named it.
+      const label = route ?? (typeof routePath === 'string' && !routePath.includes(':') ? routePath : 'unmatched');
+      metrics.observeRequest(req.method, label, res.statusCode, seconds);
       log.info(
-        { method: req.method, path: req.path, status: res.statusCode, ms: now() - started, stream, rows, code: errorCode },
+        { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(seconds * 1e4) / 10, stream, rows, code: errorCode },
         'request',
       );
     });

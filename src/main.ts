@@ -8,9 +8,15 @@ import { type Server, createServer } from 'node:http';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import * as nodeFs from 'node:fs';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
 import { createApp } from './app.js';
+import { createHistory } from './history.js';
 import type { Lifecycle } from './lifecycle.js';
+import { createLogger } from './logger.js';
+import { createMetrics } from './metrics.js';
+import { createMonitor } from './monitor.js';
+import { createStreamActivity } from './stream-activity.js';
 import { type Config, ConfigError, loadConfig, redactConfig } from './config.js';
 import { repairCurrentFiles } from './writer/repair.js';
 import { createThreadRunner } from './writer/runners.js';
@@ -65,9 +71,9 @@ function listen(server: Server, config: Config): Promise<void> {
 async function main(): Promise<void> {
   const startedAt = Date.now();
   const config = readConfig();
-  const logger = pino({ level: config.logLevel });
   const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
   prepareDirectories(config);
+  const logger = createLogger(config);
 
   const repairs = await repairCurrentFiles({
     dataDir: config.dataDir,
@@ -81,9 +87,14 @@ async function main(): Promise<void> {
     logger.warn({ file: repair.fileName, partial: repair.partialFile, bytes: repair.bytes }, 'repaired cut row');
   }
 
-  const writer = createWriter({ config, runner: createThreadRunner(), logger });
+  const activity = createStreamActivity(config.streams, Date.now);
+  const history = createHistory(config.historyMax);
+  const queueLength = (): number => writer.length;
+  const metrics = createMetrics({ registry: new Registry(), config, activity, queueLength });
+  const writer = createWriter({ config, runner: createThreadRunner(), logger, events: metrics.writerEvents });
+  const monitor = createMonitor({ config, logger, activity, queueLength, now: Date.now });
   const lifecycle: Lifecycle = { closing: false };
-  const app = createApp({ config, logger, writer, lifecycle, version, startedAt });
+  const app = createApp({ config, logger, writer, metrics, history, activity, lifecycle, version, startedAt });
   const server = createServer(app);
   await listen(server, config);
   const address = server.address();
@@ -96,6 +107,7 @@ async function main(): Promise<void> {
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) return;
     stopping = true;
+    monitor.close();
     void shutdown({ signal, server, writer, lifecycle, logger, timeoutMs: config.shutdownTimeoutSec * 1000 });
   };
   process.on('SIGTERM', stop);

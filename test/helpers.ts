@@ -10,7 +10,16 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { pino, type Logger } from 'pino';
+import { Registry } from 'prom-client';
+import { createApp } from '../src/app.js';
 import { type Config, loadConfig } from '../src/config.js';
+import { createHistory } from '../src/history.js';
+import type { Lifecycle } from '../src/lifecycle.js';
+import { createMetrics } from '../src/metrics.js';
+import { createStreamActivity } from '../src/stream-activity.js';
+import type { BatchResult } from '../src/writer/batch.js';
+import { type BatchRunner, createInlineRunner } from '../src/writer/runners.js';
+import { type Writer, createWriter } from '../src/writer/writer.js';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 export const MAIN = join(ROOT, 'dist', 'main.js');
@@ -168,4 +177,33 @@ export async function pool<T>(count: number, concurrency: number, task: (i: numb
   });
   await Promise.all(workers);
   return results;
+}
+
+export interface WorldOptions {
+  env?: Record<string, string>;
+  runner?: BatchRunner;
+  now?: () => number;
+}
+
+/** The app as main builds it, on an inline writer and a fresh registry, logging into memory. */
+export function buildWorld(dataDir: string, { env = {}, runner = createInlineRunner(), now = Date.now }: WorldOptions = {}) {
+  const config = testConfig(dataDir, env);
+  const { logger, lines } = memoryLogger();
+  const activity = createStreamActivity(config.streams, now);
+  const history = createHistory(config.historyMax);
+  let writer: Writer | undefined;
+  const queueLength = () => writer?.length ?? 0;
+  const metrics = createMetrics({ registry: new Registry(), config, activity, queueLength, defaultMetrics: false });
+  writer = createWriter({ config, runner, logger, events: metrics.writerEvents });
+  const lifecycle: Lifecycle = { closing: false };
+  const app = createApp({ config, logger, writer, metrics, history, activity, lifecycle, version: '9.9.9', now });
+  return { app, writer, metrics, history, activity, lines, lifecycle, config, logger, queueLength };
+}
+
+/** A runner that holds every batch until released: the queue fills as a stalled disk would fill it. */
+export function heldRunner(): BatchRunner & { release: () => void } {
+  const inline = createInlineRunner();
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  return { ...inline, run: async (task): Promise<BatchResult> => (await gate, inline.run(task)), release: () => open() };
 }

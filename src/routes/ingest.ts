@@ -14,7 +14,10 @@ import {
   ServiceUnavailableError,
   UnsupportedMediaTypeError,
 } from '../errors.js';
+import { type History, PAYLOAD_MAX_CHARS, payloadText } from '../history.js';
+import type { Metrics } from '../metrics.js';
 import { parseReadings } from '../reading.js';
+import type { StreamActivity } from '../stream-activity.js';
 import type { Writer } from '../writer/writer.js';
 import type { Lifecycle } from '../lifecycle.js';
 import { requireToken } from '../auth.js';
@@ -29,28 +32,49 @@ export interface IngestDeps {
   readonly config: IngestConfig;
   readonly writer: Writer;
   readonly lifecycle: Lifecycle;
+  readonly metrics: Metrics;
+  readonly history: History;
+  readonly activity: StreamActivity;
   readonly now: () => number;
 }
 
-/** What the request log and metrics learn about an ingest request. */
-export interface IngestLocals {
-  stream?: string;
-  rows?: number;
-}
-
 export function createIngestRouter(deps: IngestDeps): Router {
-  const { config, writer, lifecycle, now } = deps;
+  const { config, writer, lifecycle, metrics, history, activity, now } = deps;
   const streams = new Set(config.streams);
   const utf8 = new TextDecoder('utf-8', { fatal: true });
   const readBody = express.raw({ type: () => true, limit: config.maxRequestBytes });
   const router = Router();
+
+  /**
+   * Every request to a configured stream's path, whatever its answer, goes
+   * into history and the ingest metrics once it is answered.
+   */
+  const track: RequestHandler = (req, res, next) => {
+    const stream = req.params.stream as string;
+    if (!streams.has(stream)) return next();
+    res.locals.stream = stream;
+    res.locals.route = `/${stream}`;
+    res.on('finish', () => {
+      const rows = (res.locals.rows as number | undefined) ?? 0;
+      if (res.statusCode < 300) metrics.ingestAccepted(stream, rows);
+      else metrics.ingestRejected(stream, String(res.locals.errorCode ?? 'error').toLowerCase());
+      history.record({
+        time: new Date(now()).toISOString(),
+        stream,
+        ip: req.ip ?? '',
+        status: res.statusCode,
+        rows: res.statusCode < 300 ? rows : 0,
+        payload: (res.locals.payload as string | undefined) ?? '',
+      });
+    });
+    next();
+  };
 
   const checkRoute: RequestHandler = (req, res, next) => {
     const stream = req.params.stream as string;
     if (!streams.has(stream)) {
       throw new NotFoundError(`no stream named '${stream}'; this server takes ${config.streams.join(', ')}`);
     }
-    res.locals.stream = stream;
     if (req.method !== 'POST') throw new MethodNotAllowedError(req.method, ['POST']);
     next();
   };
@@ -59,10 +83,13 @@ export function createIngestRouter(deps: IngestDeps): Router {
     const stream = req.params.stream as string;
     checkContentType(req);
     const body = await readRawBody(req, res);
+    res.locals.payload = payloadText(body.toString('utf8', 0, PAYLOAD_MAX_CHARS * 4));
     const readings = parseReadings(parseJson(body), config);
     const durable = wantsDurableAck(req, config.ackMode);
 
-    const stored = writer.enqueue(stream, readings, now());
+    const receivedAt = now();
+    const stored = writer.enqueue(stream, readings, receivedAt);
+    activity.record(stream, receivedAt);
     res.locals.rows = readings.length;
     if (!durable) {
       res.status(202).json({ status: 'queued', rows: readings.length });
@@ -137,7 +164,7 @@ export function createIngestRouter(deps: IngestDeps): Router {
     );
   }
 
-  router.all('/:stream', requireToken(config.ingestToken), checkRoute, createRateLimit(config.rateLimitPerMin), ingest);
+  router.all('/:stream', track, requireToken(config.ingestToken), checkRoute, createRateLimit(config.rateLimitPerMin), ingest);
   return router;
 }
 

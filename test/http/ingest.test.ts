@@ -3,12 +3,8 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import request from 'supertest';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createApp } from '../../src/app.js';
-import type { Lifecycle } from '../../src/lifecycle.js';
-import type { BatchResult } from '../../src/writer/batch.js';
-import { type BatchRunner, createInlineRunner } from '../../src/writer/runners.js';
-import { type Writer, createWriter } from '../../src/writer/writer.js';
-import { memoryLogger, readCsv, tempDir, testConfig } from '../helpers.js';
+import type { Writer } from '../../src/writer/writer.js';
+import { type WorldOptions, buildWorld, heldRunner, readCsv, tempDir } from '../helpers.js';
 
 let dir: ReturnType<typeof tempDir>;
 let writer: Writer;
@@ -20,31 +16,17 @@ afterEach(async () => {
   dir.cleanup();
 });
 
-interface WorldOptions {
-  env?: Record<string, string>;
-  runner?: BatchRunner;
-  now?: () => number;
+function world(options: WorldOptions = {}) {
+  const built = buildWorld(dir.path, options);
+  writer = built.writer;
+  return built;
 }
 
-function world({ env = {}, runner = createInlineRunner(), now }: WorldOptions = {}) {
-  const config = testConfig(dir.path, env);
-  const { logger, lines } = memoryLogger();
-  writer = createWriter({ config, runner, logger });
-  const lifecycle: Lifecycle = { closing: false };
-  const app = createApp({ config, logger, writer, lifecycle, version: '9.9.9', ...(now ? { now } : {}) });
-  return { app, lines, lifecycle, config };
-}
+/** Sends a Buffer as it is (superagent would JSON-encode it). */
+const rawBody = (body: Buffer) => body as unknown as string;
 
 const csvPath = () => join(dir.path, 'data.csv');
 const csvBytes = () => (existsSync(csvPath()) ? readFileSync(csvPath(), 'utf8') : null);
-
-/** A runner that holds every batch until released: the queue fills as a stalled disk would fill it. */
-function heldRunner(): BatchRunner & { release: () => void } {
-  const inline = createInlineRunner();
-  let open!: () => void;
-  const gate = new Promise<void>((resolve) => (open = resolve));
-  return { ...inline, run: async (task): Promise<BatchResult> => (await gate, inline.run(task)), release: () => open() };
-}
 
 describe('POST /<stream>', () => {
   it('answers 202 queued and the row reaches the file', async () => {
@@ -114,7 +96,7 @@ describe('rejected requests change nothing', () => {
     { what: 'a bad shape', send: (app) => request(app).post('/data').send([1, 2]), status: 400, error: /^item 0 of the batch is a number/ },
     { what: 'a bad key', send: (app) => request(app).post('/data').send({ received_at: 1 }), status: 400, error: /server's own column/ },
     { what: 'an empty body', send: (app) => request(app).post('/data').set('content-type', 'application/json'), status: 400, error: /^the body is empty/ },
-    { what: 'invalid UTF-8', send: (app) => request(app).post('/data').set('content-type', 'application/json').serialize((b: Buffer) => b).send(Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d])), status: 400, error: /^the body is not valid UTF-8$/ },
+    { what: 'invalid UTF-8', send: (app) => request(app).post('/data').set('content-type', 'application/json').serialize(rawBody).send(Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d])), status: 400, error: /^the body is not valid UTF-8$/ },
     { what: 'a bad ack value', send: (app) => request(app).post('/data?ack=later').send({ a: 1 }), status: 400, error: /^ack must be 'durable' or 'queued'/ },
     { what: 'no token', env: { INGEST_TOKEN: 'sekrit' }, send: (app) => request(app).post('/data').send({ a: 1 }), status: 401, error: /Authorization: Bearer/ },
     { what: 'a wrong token', env: { INGEST_TOKEN: 'sekrit' }, send: (app) => request(app).post('/data').set('authorization', 'Bearer nope').send({ a: 1 }), status: 401, error: /^the token is wrong$/ },
@@ -123,7 +105,7 @@ describe('rejected requests change nothing', () => {
     { what: 'GET on a stream', send: (app) => request(app).get('/data'), status: 405, error: /^method GET is not allowed here; use POST$/, header: ['allow', /^POST$/] },
     { what: 'PUT on a stream', send: (app) => request(app).put('/data').send({ a: 1 }), status: 405, error: /use POST/, header: ['allow', /^POST$/] },
     { what: 'a body over MAX_REQUEST_BYTES', env: { MAX_REQUEST_BYTES: '100' }, send: (app) => request(app).post('/data').send({ a: 'x'.repeat(200) }), status: 413, error: /^the body is larger than MAX_REQUEST_BYTES \(100 bytes\)$/ },
-    { what: 'a gzip body that inflates past MAX_REQUEST_BYTES', env: { MAX_REQUEST_BYTES: '1000' }, send: (app) => request(app).post('/data').set('content-type', 'application/json').set('content-encoding', 'gzip').serialize((b: Buffer) => b).send(gzipSync(JSON.stringify({ a: 'x'.repeat(5000) }))), status: 413, error: /MAX_REQUEST_BYTES/ },
+    { what: 'a gzip body that inflates past MAX_REQUEST_BYTES', env: { MAX_REQUEST_BYTES: '1000' }, send: (app) => request(app).post('/data').set('content-type', 'application/json').set('content-encoding', 'gzip').serialize(rawBody).send(gzipSync(JSON.stringify({ a: 'x'.repeat(5000) }))), status: 413, error: /MAX_REQUEST_BYTES/ },
     { what: 'a batch over MAX_BATCH_ROWS', env: { MAX_BATCH_ROWS: '2' }, send: (app) => request(app).post('/data').send([{ a: 1 }, { a: 2 }, { a: 3 }]), status: 413, error: /^the batch has 3 readings, more than MAX_BATCH_ROWS \(2\)$/ },
     { what: 'a missing Content-Type', send: (app) => request(app).post('/data').send(Buffer.from('{"a":1}')).unset('content-type'), status: 415, error: /^Content-Type is missing; send application\/json$/ },
     { what: 'a text Content-Type', send: (app) => request(app).post('/data').set('content-type', 'text/plain').send('{"a":1}'), status: 415, error: /^Content-Type 'text\/plain' is not supported/ },
