@@ -123,7 +123,7 @@ export function runServer(env: Record<string, string>): ServerProcess & { port: 
     logLines: () =>
       stdout
         .split('\n')
-        .filter((line) => line.startsWith('{'))
+        .filter((line) => line.startsWith('{') && line.endsWith('}'))
         .map((line) => JSON.parse(line) as Record<string, unknown>),
   };
 }

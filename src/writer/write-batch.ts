@@ -32,10 +32,19 @@ export interface WriteDeps {
 /** SPEC section 9: proper-lockfile's `<file>.lock` directory, `realpath: false`, stale after 10 s. */
 export const LOCK_OPTIONS = Object.freeze({ realpath: false, stale: 10_000, retries: 0 });
 
+/**
+ * The writer's lock: a peer process holds a file's lock for one batch (a few
+ * milliseconds), so wait up to about a second before counting a failed
+ * attempt; a lock held longer (a stuck or foreign holder) fails with ELOCKED.
+ */
 export const lockWithProperLockfile: LockFile = (path) =>
-  // A lock we hold for milliseconds cannot go stale; if its refresh ever
-  // fails, the default handler would throw inside the worker thread.
-  lockfile.lock(path, { ...LOCK_OPTIONS, onCompromised: () => {} });
+  lockfile.lock(path, {
+    ...LOCK_OPTIONS,
+    retries: { retries: 20, factor: 1.3, minTimeout: 2, maxTimeout: 50, randomize: true },
+    // A lock we hold for milliseconds cannot go stale; if its refresh ever
+    // fails, the default handler would throw inside the worker thread.
+    onCompromised: () => {},
+  });
 
 /** For start-up repair: wait for a live holder, take over a dead one's lock once it is stale. */
 export const lockWaitingForHolder: LockFile = (path) =>
