@@ -3,6 +3,7 @@
  * listening itself (src/main.ts binds the port). Tests drive it with supertest.
  */
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
+import helmet from 'helmet';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { IngestError, NotFoundError, ServiceUnavailableError } from './errors.js';
@@ -37,6 +38,9 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy ?? false);
 
+  // Security headers on every answer, errors included. The pages have no
+  // inline script, so helmet's default Content-Security-Policy fits them.
+  app.use(helmet());
   app.use(observeRequests(log, metrics));
   app.use(refuseWhileClosing(lifecycle, writer));
   app.use(

@@ -8,7 +8,11 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config.js';
 
-/** SPEC section 6: 1 MB files, 5 kept (pino-roll counts the active file apart). */
+/**
+ * SPEC section 6: 1 MB files, 5 kept. pino-roll's `count` is the rotated files
+ * beside the active one; with `removeOtherLogFiles` it also removes files of
+ * earlier runs, so LOG_DIR never holds more than 5 however often it restarts.
+ */
 export const LOG_FILE_SIZE = '1m';
 export const LOG_FILES_KEPT = 5;
 

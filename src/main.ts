@@ -75,7 +75,7 @@ async function main(): Promise<void> {
   prepareDirectories(config);
   const logger = createLogger(config);
 
-  const repairs = await repairCurrentFiles({
+  const { repairs, boundaries } = await repairCurrentFiles({
     dataDir: config.dataDir,
     streams: config.streams,
     rotate: config.csvRotate,
@@ -91,7 +91,7 @@ async function main(): Promise<void> {
   const history = createHistory(config.historyMax);
   const queueLength = (): number => writer.length;
   const metrics = createMetrics({ registry: new Registry(), config, activity, queueLength });
-  const writer = createWriter({ config, runner: createThreadRunner(), logger, events: metrics.writerEvents });
+  const writer = createWriter({ config, runner: createThreadRunner(boundaries), logger, events: metrics.writerEvents });
   const monitor = createMonitor({ config, logger, activity, queueLength, now: Date.now });
   const lifecycle: Lifecycle = { closing: false };
   const app = createApp({ config, logger, writer, metrics, history, activity, lifecycle, version, startedAt });
@@ -133,6 +133,9 @@ async function shutdown({ signal, server, writer, lifecycle, logger, timeoutMs }
   lifecycle.closing = true;
   logger.info({ signal, rows: writer.length }, 'shutting down');
 
+  // Flush now, ignoring COMMIT_INTERVAL_MS: durable requests in flight wait
+  // for this, and the server cannot close until they are answered.
+  void writer.drain(timeoutMs);
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   // Keep-alive connections that finish a request after close() began would stay open.
   const idleCloser = setInterval(() => server.closeIdleConnections(), 50);

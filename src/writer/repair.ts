@@ -22,24 +22,46 @@ export interface StartupRepairOptions {
   readonly now: () => number;
 }
 
+/** A file known to end on a row boundary at `end`: the writer need not rescan what lies before. */
+export interface RowBoundary {
+  readonly path: string;
+  readonly ino: number;
+  readonly end: number;
+}
+
+export interface StartupRepair {
+  readonly repairs: RepairResult[];
+  /** Every current file as it was left, whole. */
+  readonly boundaries: RowBoundary[];
+}
+
 /**
  * SPEC section 9: each stream's current file, at start-up, under its lock,
  * before the port opens. Archives are left alone.
  */
-export async function repairCurrentFiles(options: StartupRepairOptions): Promise<RepairResult[]> {
+export async function repairCurrentFiles(options: StartupRepairOptions): Promise<StartupRepair> {
   const { dataDir, streams, rotate, fs } = options;
   const names = fs.readdirSync(dataDir).filter((name) => streams.some((stream) => isCurrentFileOf(stream, name, rotate)));
-  const results: RepairResult[] = [];
+  const repairs: RepairResult[] = [];
+  const boundaries: RowBoundary[] = [];
   for (const name of names.sort()) {
-    const release = await options.lock(join(dataDir, name));
+    const path = join(dataDir, name);
+    const release = await options.lock(path);
     try {
       const result = repairCutRow(fs, dataDir, name, options.now());
-      if (result !== null) results.push(result);
+      if (result !== null) repairs.push(result);
+      const fd = fs.openSync(path, 'r');
+      try {
+        const { ino, size } = fs.fstatSync(fd);
+        boundaries.push({ path, ino, end: size });
+      } finally {
+        fs.closeSync(fd);
+      }
     } finally {
       await release().catch(() => {});
     }
   }
-  return results;
+  return { repairs, boundaries };
 }
 
 export interface RepairResult {
@@ -57,13 +79,13 @@ const CHUNK_BYTES = 1 << 20;
  * Cuts `dataDir/fileName` back to its last complete row. The caller holds the
  * file's lock. Returns null when the file is whole or missing.
  */
-export function repairCutRow(fs: WriterFs, dataDir: string, fileName: string, now: number): RepairResult | null {
+export function repairCutRow(fs: WriterFs, dataDir: string, fileName: string, now: number, scanFrom = 0): RepairResult | null {
   const path = join(dataDir, fileName);
   if (!fs.existsSync(path)) return null;
   const fd = fs.openSync(path, 'r+');
   try {
     const size = fs.fstatSync(fd).size;
-    const end = endOfLastRow(fs, fd, size);
+    const end = endOfLastRow(fs, fd, size, Math.min(scanFrom, size));
     if (end === size) return null;
 
     const stump = Buffer.alloc(size - end);
@@ -90,20 +112,15 @@ export function repairCutRow(fs: WriterFs, dataDir: string, fileName: string, no
   }
 }
 
-/** Whether the file's last byte is a `\n`: a cheap first look before a full scan. */
-export function endsWithNewline(fs: WriterFs, fd: number, size: number): boolean {
-  if (size === 0) return true;
-  const last = Buffer.alloc(1);
-  fs.readSync(fd, last, 0, 1, size - 1);
-  return last[0] === NEWLINE;
-}
-
-/** Offset just past the last `\n` that stands outside quotes (0 if none). */
-function endOfLastRow(fs: WriterFs, fd: number, size: number): number {
-  const chunk = Buffer.alloc(Math.min(CHUNK_BYTES, Math.max(size, 1)));
+/**
+ * Offset just past the last `\n` outside quotes, scanning from `from`, which
+ * must be a row boundary (0, or where a row is known to end); `from` if none.
+ */
+export function endOfLastRow(fs: WriterFs, fd: number, size: number, from = 0): number {
+  const chunk = Buffer.alloc(Math.min(CHUNK_BYTES, Math.max(size - from, 1)));
   let quoted = false;
-  let end = 0;
-  for (let position = 0; position < size; ) {
+  let end = from;
+  for (let position = from; position < size; ) {
     const read = fs.readSync(fd, chunk, 0, Math.min(chunk.length, size - position), position);
     if (read <= 0) break;
     for (let i = 0; i < read; i++) {

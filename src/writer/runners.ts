@@ -5,6 +5,7 @@
  */
 import { Piscina } from 'piscina';
 import type { BatchResult, BatchTask } from './batch.js';
+import type { RowBoundary } from './repair.js';
 import { type WriteDeps, defaultWriteDeps, writeBatch } from './write-batch.js';
 
 export interface BatchRunner {
@@ -14,10 +15,14 @@ export interface BatchRunner {
   close(): Promise<void>;
 }
 
-/** One worker thread, kept for the life of the process. */
-export function createThreadRunner(workerFile = new URL('./worker.js', import.meta.url)): BatchRunner {
+/**
+ * One worker thread, kept for the life of the process. `boundaries` are the
+ * files start-up repair left whole, so the thread need not rescan them.
+ */
+export function createThreadRunner(boundaries: readonly RowBoundary[] = [], workerFile = new URL('./worker.js', import.meta.url)): BatchRunner {
   const pool = new Piscina<BatchTask, BatchResult>({
     filename: workerFile.href,
+    workerData: { boundaries },
     minThreads: 1,
     maxThreads: 1,
     idleTimeout: Number.POSITIVE_INFINITY,

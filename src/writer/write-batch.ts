@@ -17,7 +17,7 @@ import lockfile from 'proper-lockfile';
 import { RECEIVED_AT, encodeLine, encodeRows, headerColumns, parseRecord } from '../csv.js';
 import type { BatchResult, BatchTask, FileBatch, FileOutcome } from './batch.js';
 import { archiveFileName } from './file-names.js';
-import { type RepairResult, endsWithNewline, repairCutRow } from './repair.js';
+import { type RepairResult, type RowBoundary, endOfLastRow, repairCutRow } from './repair.js';
 import type { WriterFs } from './writer-fs.js';
 
 /** Takes a file's lock and resolves to its release. */
@@ -56,6 +56,18 @@ export const lockWaitingForHolder: LockFile = (path) =>
 
 export const defaultWriteDeps: WriteDeps = Object.freeze({ fs: nodeFs, lock: lockWithProperLockfile, now: Date.now });
 
+/**
+ * Where each file was last known to end on a row boundary (after this
+ * thread's own write, or start-up repair), by path. Another process's appends
+ * since then are checked from there, not from the start of the file.
+ */
+const rowBoundaries = new Map<string, { ino: number; end: number }>();
+
+/** Seeds what start-up repair verified, so the first write need not rescan a large file. */
+export function rememberRowBoundaries(boundaries: readonly RowBoundary[]): void {
+  for (const { path, ino, end } of boundaries) rowBoundaries.set(path, { ino, end });
+}
+
 /** Header lines seen before, by file path, so a steady file's header is not parsed per batch. */
 const headerCache = new Map<string, { line: string; cells: string[] }>();
 
@@ -85,15 +97,19 @@ function appendUnderLock(dataDir: string, batch: FileBatch, path: string, deps: 
   let repaired: RepairResult | undefined;
   let fd = fs.openSync(path, 'a+');
   try {
-    let size = fs.fstatSync(fd).size;
-    if (!endsWithNewline(fs, fd, size)) {
-      // A process died mid-write since start-up repair: cut its stump off
-      // before appending, or the next row would be glued onto it.
+    let stat = fs.fstatSync(fd);
+    let size = stat.size;
+    const known = rowBoundaries.get(path);
+    const checkedTo = known !== undefined && known.ino === stat.ino && known.end <= size ? known.end : 0;
+    if (checkedTo < size && endOfLastRow(fs, fd, size, checkedTo) !== size) {
+      // Another process died mid-write since we last looked: cut its stump
+      // off before appending, or the next row would be glued onto it.
       fs.closeSync(fd);
       fd = -1;
-      repaired = repairCutRow(fs, dataDir, batch.fileName, deps.now()) ?? undefined;
+      repaired = repairCutRow(fs, dataDir, batch.fileName, deps.now(), checkedTo) ?? undefined;
       fd = fs.openSync(path, 'a+');
-      size = fs.fstatSync(fd).size;
+      stat = fs.fstatSync(fd);
+      size = stat.size;
     }
     const wanted = headerColumns(batch.rows);
     let header: string[];
@@ -116,6 +132,7 @@ function appendUnderLock(dataDir: string, batch: FileBatch, path: string, deps: 
         fd = -1;
         archivedAs = archiveCurrentFile(fs, dataDir, batch.fileName, deps.now());
         fd = fs.openSync(path, 'a+');
+        stat = fs.fstatSync(fd);
         header = [...(onDisk ?? [RECEIVED_AT]), ...added];
         addedColumns = added;
         created = true;
@@ -124,10 +141,12 @@ function appendUnderLock(dataDir: string, batch: FileBatch, path: string, deps: 
 
     const text = (created ? encodeLine(header) : '') + encodeRows(header, batch.rows);
     const bytes = Buffer.from(text, 'utf8');
-    writeAll(fs, fd, bytes, created ? 0 : size);
+    const start = created ? 0 : size;
+    writeAll(fs, fd, bytes, start);
     const started = process.hrtime.bigint();
     fs.fsyncSync(fd);
     const fsyncSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    rowBoundaries.set(path, { ino: stat.ino, end: start + bytes.length });
     if (created) fsyncDirectory(fs, dataDir);
     return {
       fileName: batch.fileName,

@@ -26,7 +26,9 @@ describe('createLogger', () => {
     }
     await waitFor(() => logFiles().length <= LOG_FILES_KEPT, 'old files to be removed');
     const files = logFiles();
-    expect(files.length).toBe(LOG_FILES_KEPT);
+    // pino-roll removes old files right after it opens a new one, and may count the new one or not yet.
+    expect(files.length).toBeLessThanOrEqual(LOG_FILES_KEPT);
+    expect(files.length).toBeGreaterThanOrEqual(LOG_FILES_KEPT - 1);
     const numbers = files.map((name) => Number(name.split('.')[1])).sort((a, b) => a - b);
     expect(numbers[0]).toBeGreaterThan(1); // the first files were removed
     for (const name of files) expect(statSync(join(dir.path, name)).size).toBeLessThan(1.5 * 1024 * 1024);

@@ -71,12 +71,13 @@ describe('repairCurrentFiles', () => {
     put('data2-2026-11-22.csv', 'received_at,a\n1,2');
     put('other.csv', 'received_at,a\n1,"x');
     const none = await repairCurrentFiles({ dataDir: dir.path, streams: ['data', 'data2'], rotate: 'none', fs: nodeFs, lock: lockWithProperLockfile, now: () => now });
-    expect(none.map((r) => r.fileName)).toEqual(['data.csv']);
+    expect(none.repairs.map((r) => r.fileName)).toEqual(['data.csv']);
+    expect(none.boundaries).toEqual([{ path: join(dir.path, 'data.csv'), ino: expect.any(Number), end: 'received_at,a\n'.length }]);
     expect(text('data.20261101T000000Z.csv')).toBe('received_at,a\n1,"x');
     expect(text('other.csv')).toBe('received_at,a\n1,"x');
 
     const daily = await repairCurrentFiles({ dataDir: dir.path, streams: ['data', 'data2'], rotate: 'daily', fs: nodeFs, lock: lockWithProperLockfile, now: () => now });
-    expect(daily.map((r) => r.fileName)).toEqual(['data2-2026-11-22.csv']);
+    expect(daily.repairs.map((r) => r.fileName)).toEqual(['data2-2026-11-22.csv']);
     expect(text('data2-2026-11-22.csv')).toBe('received_at,a\n');
   });
 });

@@ -1,5 +1,5 @@
 import * as nodeFs from 'node:fs';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FileBatch, FileFailed, FileWritten } from '../../src/writer/batch.js';
@@ -163,5 +163,23 @@ describe('writeFileBatch', () => {
     const outcome = (await write({ fileName: 'data.csv', rows: [row(['a'], ['1'])] })) as FileWritten;
     expect(outcome.ok).toBe(true);
     expect(readCsv(join(dir.path, 'data.csv'))).toEqual([['received_at', 'a'], ['2026-11-23T10:15:00.000Z', '1']]);
+  });
+});
+
+describe('another process dying mid-write', () => {
+  it('cuts a stump that ends just after a quoted newline, checking only what was added since the last write', async () => {
+    await write({ fileName: 'data.csv', rows: [row(['a'], ['1'])] });
+    // A peer appends one whole row, then dies inside a quoted cell, just after a newline in it.
+    appendFileSync(join(dir.path, 'data.csv'), '2026-01-01T00:00:00.000Z,2\n2026-01-01T00:00:00.000Z,"c\n');
+    const outcome = (await write({ fileName: 'data.csv', rows: [row(['a'], ['3'])] })) as FileWritten;
+    expect(outcome.repaired).toMatchObject({ partialFile: 'data.csv.partial-20261123T101500Z', bytes: 28 });
+    expect(readCsv(join(dir.path, 'data.csv')).map((r) => r[1])).toEqual(['a', '1', '2', '3']);
+  });
+
+  it('scans a file it has not written before from the start', async () => {
+    writeFileSync(join(dir.path, 'data.csv'), 'received_at,a\n2026-01-01T00:00:00.000Z,"x\n');
+    const outcome = (await write({ fileName: 'data.csv', rows: [row(['a'], ['3'])] })) as FileWritten;
+    expect(outcome.repaired?.bytes).toBe(28);
+    expect(readCsv(join(dir.path, 'data.csv')).map((r) => r[1])).toEqual(['a', '3']);
   });
 });
