@@ -24,8 +24,7 @@ module.exports = {
       script: path.join(__dirname, 'dist', 'main.js'),
       exec_mode: 'fork',
       instances: 1,
-      // SIGTERM first (PM2's default is SIGINT; both drain), then wait for the drain.
-      kill_signal: 'SIGTERM',
+      // PM2 sends SIGINT (the server drains on it as on SIGTERM), then waits this long.
       kill_timeout: (SHUTDOWN_TIMEOUT_SEC + 5) * 1000,
       // The server answers once repair and the writer are up; PM2 waits for the port.
       listen_timeout: 30_000,
@@ -36,15 +35,17 @@ module.exports = {
       // A steady server stays well under 100 MB; past this, something leaks: restart it.
       max_memory_restart: '250M',
       // PM2's own capture of stdout/stderr; the server also writes rolled files in LOG_DIR.
-      out_file: path.join(__dirname, 'logs', 'pm2-out.log'),
-      error_file: path.join(__dirname, 'logs', 'pm2-error.log'),
+      out_file: path.join(process.env.LOG_DIR || path.join(__dirname, 'logs'), 'pm2-out.log'),
+      error_file: path.join(process.env.LOG_DIR || path.join(__dirname, 'logs'), 'pm2-error.log'),
       merge_logs: true,
+      // The shell's values win, so `PORT=9000 pm2 start ecosystem.config.cjs` works;
+      // other settings (tokens, STREAMS, …) are passed through from the shell as they are.
       env: {
         NODE_ENV: 'production',
-        PORT: 8888,
-        HOST: '0.0.0.0',
-        DATA_DIR: path.join(__dirname, 'data'),
-        LOG_DIR: path.join(__dirname, 'logs'),
+        PORT: process.env.PORT || 8888,
+        HOST: process.env.HOST || '0.0.0.0',
+        DATA_DIR: process.env.DATA_DIR || path.join(__dirname, 'data'),
+        LOG_DIR: process.env.LOG_DIR || path.join(__dirname, 'logs'),
       },
     },
   ],
