@@ -25,6 +25,8 @@ import { type Writer, createWriter } from './writer/writer.js';
 
 /** sysexits.h EX_CONFIG: the exit code SPEC section 2 gives a bad configuration. */
 const EXIT_CONFIG = 78;
+const REQUEST_TIMEOUT_MS = 30_000;
+const HEADERS_TIMEOUT_MS = 10_000;
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`sensor-ingest: ${message}\n`);
@@ -96,6 +98,10 @@ async function main(): Promise<void> {
   const lifecycle: Lifecycle = { closing: false };
   const app = createApp({ config, logger, writer, metrics, history, activity, lifecycle, version, startedAt });
   const server = createServer(app);
+  // Slow senders: a request must arrive whole within 30 s, its headers within 10 s
+  // (Node's defaults, 300 s and 60 s, let a slow-loris hold sockets for long on a Pi).
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
   await listen(server, config);
   const address = server.address();
   logger.info(
