@@ -93,7 +93,7 @@ async function main(): Promise<void> {
   const history = createHistory(config.historyMax);
   const queueLength = (): number => writer.length;
   const metrics = createMetrics({ registry: new Registry(), config, activity, queueLength });
-  const writer = createWriter({ config, runner: createThreadRunner(boundaries), logger, events: metrics.writerEvents });
+  const writer = createWriter({ config, runner: createThreadRunner({ boundaries }), logger, events: metrics.writerEvents });
   const monitor = createMonitor({ config, logger, activity, queueLength, now: Date.now });
   const lifecycle: Lifecycle = { closing: false };
   const app = createApp({ config, logger, writer, metrics, history, activity, lifecycle, version, startedAt });

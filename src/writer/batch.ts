@@ -4,6 +4,7 @@
  */
 
 import type { CsvRow } from '../csv.js';
+import type { ResumePoint } from './write-journal.js';
 
 /** One row to append: when it was received, and its columns and cell texts. */
 export type Row = CsvRow;
@@ -12,10 +13,17 @@ export type Row = CsvRow;
 export interface FileBatch {
   readonly fileName: string;
   readonly rows: readonly Row[];
+  /**
+   * Set when a thread died while writing these rows: where its write began.
+   * Rows already there are not written again.
+   */
+  readonly resume?: ResumePoint;
 }
 
 /** One group commit: every file's rows, each file locked, written once and fsynced once. */
 export interface BatchTask {
+  /** Numbers the task in the write journal. */
+  readonly seq: number;
   readonly dataDir: string;
   readonly files: readonly FileBatch[];
 }
@@ -33,6 +41,8 @@ export interface FileWritten {
   readonly addedColumns?: readonly string[];
   /** Set when a cut row left by a crashed writer was moved aside first. */
   readonly repaired?: { readonly partialFile: string; readonly bytes: number };
+  /** Rows a dead thread had already written, found in place and not written again. */
+  readonly resumedRows?: number;
 }
 
 export interface FileFailed {

@@ -40,12 +40,20 @@ export class RowQueue {
     this.rowCount += entry.rows.length;
   }
 
-  /** Hands out the waiting entries, oldest first, up to about `maxRows` rows (at least one entry). */
-  take(maxRows: number): QueueEntry[] {
+  /**
+   * Hands out the waiting entries, oldest first, up to about `maxRows` rows
+   * in at most `maxFiles` files (at least one entry).
+   */
+  take(maxRows: number, maxFiles = Number.POSITIVE_INFINITY): QueueEntry[] {
     let end = this.inFlight;
     let rows = 0;
-    while (end < this.entries.length && (end === this.inFlight || rows + (this.entries[end] as QueueEntry).rows.length <= maxRows)) {
-      rows += (this.entries[end] as QueueEntry).rows.length;
+    const files = new Set<string>();
+    while (end < this.entries.length) {
+      const entry = this.entries[end] as QueueEntry;
+      const fits = rows + entry.rows.length <= maxRows && (files.has(entry.fileName) || files.size < maxFiles);
+      if (end > this.inFlight && !fits) break;
+      rows += entry.rows.length;
+      files.add(entry.fileName);
       end++;
     }
     const taken = this.entries.slice(this.inFlight, end);

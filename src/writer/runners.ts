@@ -6,29 +6,41 @@
 import { Piscina } from 'piscina';
 import type { BatchResult, BatchTask } from './batch.js';
 import type { RowBoundary } from './repair.js';
+import { type Journal, createJournal } from './write-journal.js';
+import type { WorkerData } from './worker.js';
 import { type WriteDeps, defaultWriteDeps, writeBatch } from './write-batch.js';
 
 export interface BatchRunner {
   run(task: BatchTask): Promise<BatchResult>;
+  /** Where the writing thread notes each write before it starts; read after the thread dies. */
+  readonly journal?: Journal;
   /** Whether the thread that writes is up. */
   isAlive(): boolean;
   close(): Promise<void>;
 }
 
-/**
- * One worker thread, kept for the life of the process. `boundaries` are the
- * files start-up repair left whole, so the thread need not rescan them.
- */
-export function createThreadRunner(boundaries: readonly RowBoundary[] = [], workerFile = new URL('./worker.js', import.meta.url)): BatchRunner {
+export interface ThreadRunnerOptions {
+  /** Files start-up repair left whole, so the thread need not rescan them. */
+  readonly boundaries?: readonly RowBoundary[];
+  /** The thread's entry; tests substitute one that dies on cue. */
+  readonly workerFile?: URL;
+  readonly workerData?: Record<string, unknown>;
+}
+
+/** One worker thread, kept for the life of the process; piscina starts a new one if it dies. */
+export function createThreadRunner(options: ThreadRunnerOptions = {}): BatchRunner {
+  const journal = createJournal();
+  const workerData: WorkerData = { ...options.workerData, boundaries: options.boundaries ?? [], journal };
   const pool = new Piscina<BatchTask, BatchResult>({
-    filename: workerFile.href,
-    workerData: { boundaries },
+    filename: (options.workerFile ?? new URL('./worker.js', import.meta.url)).href,
+    workerData,
     minThreads: 1,
     maxThreads: 1,
     idleTimeout: Number.POSITIVE_INFINITY,
   });
   return {
     run: (task) => pool.run(task),
+    journal,
     isAlive: () => pool.threads.length > 0,
     close: () => pool.destroy(),
   };
@@ -38,6 +50,7 @@ export function createThreadRunner(boundaries: readonly RowBoundary[] = [], work
 export function createInlineRunner(deps: WriteDeps = defaultWriteDeps): BatchRunner {
   return {
     run: (task) => writeBatch(task, deps),
+    ...(deps.journal === undefined ? {} : { journal: deps.journal }),
     isAlive: () => true,
     close: async () => {},
   };

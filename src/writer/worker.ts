@@ -6,11 +6,21 @@
 import { workerData } from 'piscina';
 import type { BatchResult, BatchTask } from './batch.js';
 import type { RowBoundary } from './repair.js';
-import { rememberRowBoundaries, writeBatch } from './write-batch.js';
+import { type WriteDeps, defaultWriteDeps, rememberRowBoundaries, writeBatch } from './write-batch.js';
+import type { Journal } from './write-journal.js';
 
-// What start-up repair verified, handed over when the thread starts.
-rememberRowBoundaries((workerData as { boundaries?: RowBoundary[] } | undefined)?.boundaries ?? []);
+/** What the main thread hands the writer thread when it starts it. */
+export interface WorkerData {
+  /** Files start-up repair verified whole. */
+  readonly boundaries: readonly RowBoundary[];
+  /** The write journal, shared with the main thread. */
+  readonly journal: Journal;
+}
+
+const data = workerData as WorkerData;
+rememberRowBoundaries(data.boundaries);
+const deps: WriteDeps = { ...defaultWriteDeps, journal: data.journal };
 
 export default function runWriteTask(task: BatchTask): Promise<BatchResult> {
-  return writeBatch(task);
+  return writeBatch(task, deps);
 }

@@ -2,9 +2,11 @@
  * The writer thread's work: append one group commit to its files.
  *
  *   for each file in the batch:
- *     lock <file>.lock ─► open (append) ─► read header ─► new key? archive + widen
- *       ─► one write of whole rows (header first if new) ─► one fsync
- *       ─► new file? fsync the directory ─► unlock
+ *     lock <file>.lock ─► open (append) ─► a peer's cut row at the end? move it aside
+ *       ─► read header ─► new key? archive + widen
+ *       ─► note the rows' offset in the journal ─► one write of whole rows
+ *          (header first if new) ─► one fsync ─► new file? fsync the directory
+ *       ─► unlock
  *
  * A failure in one file is reported for that file alone, so the main thread
  * retries just those rows. A write that fails part-way is cut back to the
@@ -18,6 +20,7 @@ import { RECEIVED_AT, encodeLine, encodeRows, headerColumns, parseRecord } from 
 import type { BatchResult, BatchTask, FileBatch, FileOutcome } from './batch.js';
 import { archiveFileName } from './file-names.js';
 import { type RepairResult, type RowBoundary, endOfLastRow, repairCutRow } from './repair.js';
+import { type Journal, type ResumePoint, beginTask, noteWrite } from './write-journal.js';
 import type { WriterFs } from './writer-fs.js';
 
 /** Takes a file's lock and resolves to its release. */
@@ -27,6 +30,8 @@ export interface WriteDeps {
   readonly fs: WriterFs;
   readonly lock: LockFile;
   readonly now: () => number;
+  /** Shared with the main thread, so a batch whose thread died can be resumed. */
+  readonly journal?: Journal;
 }
 
 /** SPEC section 9: proper-lockfile's `<file>.lock` directory, `realpath: false`, stale after 10 s. */
@@ -73,17 +78,18 @@ const headerCache = new Map<string, { line: string; cells: string[] }>();
 
 /** Writes every file of the batch in turn; one file's failure does not stop the others. */
 export async function writeBatch(task: BatchTask, deps: WriteDeps = defaultWriteDeps): Promise<BatchResult> {
+  if (deps.journal !== undefined) beginTask(deps.journal, task.seq);
   const files: FileOutcome[] = [];
-  for (const batch of task.files) files.push(await writeFileBatch(task.dataDir, batch, deps));
+  for (const [index, batch] of task.files.entries()) files.push(await writeFileBatch(task.dataDir, batch, deps, index));
   return { files };
 }
 
-export async function writeFileBatch(dataDir: string, batch: FileBatch, deps: WriteDeps): Promise<FileOutcome> {
+export async function writeFileBatch(dataDir: string, batch: FileBatch, deps: WriteDeps, index = 0): Promise<FileOutcome> {
   const path = join(dataDir, batch.fileName);
   let release: (() => Promise<void>) | undefined;
   try {
     release = await deps.lock(path);
-    return appendUnderLock(dataDir, batch, path, deps);
+    return appendUnderLock(dataDir, batch, index, path, deps);
   } catch (error) {
     return { fileName: batch.fileName, ok: false, code: errorCode(error), message: errorMessage(error) };
   } finally {
@@ -92,35 +98,50 @@ export async function writeFileBatch(dataDir: string, batch: FileBatch, deps: Wr
   }
 }
 
-function appendUnderLock(dataDir: string, batch: FileBatch, path: string, deps: WriteDeps): FileOutcome {
-  const { fs } = deps;
-  let repaired: RepairResult | undefined;
-  let fd = fs.openSync(path, 'a+');
+/** A file open for appending, with what fstat said when it was opened. */
+interface OpenFile {
+  fd: number;
+  readonly ino: number;
+  readonly size: number;
+}
+
+function openForAppend(fs: WriterFs, path: string): OpenFile {
+  const fd = fs.openSync(path, 'a+');
   try {
-    let stat = fs.fstatSync(fd);
-    let size = stat.size;
-    const known = rowBoundaries.get(path);
-    const checkedTo = known !== undefined && known.ino === stat.ino && known.end <= size ? known.end : 0;
-    if (checkedTo < size && endOfLastRow(fs, fd, size, checkedTo) !== size) {
+    const { ino, size } = fs.fstatSync(fd);
+    return { fd, ino, size };
+  } catch (error) {
+    fs.closeSync(fd);
+    throw error;
+  }
+}
+
+function appendUnderLock(dataDir: string, batch: FileBatch, index: number, path: string, deps: WriteDeps): FileOutcome {
+  const { fs } = deps;
+  let file = openForAppend(fs, path);
+  const reopen = (): void => {
+    fs.closeSync(file.fd);
+    file.fd = -1;
+  };
+  try {
+    let repaired: RepairResult | undefined;
+    if (tailIsCut(fs, path, file)) {
       // Another process died mid-write since we last looked: cut its stump
       // off before appending, or the next row would be glued onto it.
-      fs.closeSync(fd);
-      fd = -1;
-      repaired = repairCutRow(fs, dataDir, batch.fileName, deps.now(), checkedTo) ?? undefined;
-      fd = fs.openSync(path, 'a+');
-      stat = fs.fstatSync(fd);
-      size = stat.size;
+      reopen();
+      repaired = repairCutRow(fs, dataDir, batch.fileName, deps.now(), checkedTo(path, file)) ?? undefined;
+      file = openForAppend(fs, path);
     }
+
     const wanted = headerColumns(batch.rows);
     let header: string[];
-    let created = size === 0;
+    let created = file.size === 0;
     let archivedAs: string | undefined;
     let addedColumns: string[] | undefined;
-
     if (created) {
       header = [RECEIVED_AT, ...wanted];
     } else {
-      const onDisk = readHeader(fs, fd, path, size);
+      const onDisk = readHeader(fs, file.fd, path, file.size);
       const known = new Set(onDisk);
       const added = wanted.filter((column) => !known.has(column));
       if (onDisk !== null && added.length === 0) {
@@ -128,25 +149,28 @@ function appendUnderLock(dataDir: string, batch: FileBatch, path: string, deps: 
       } else {
         // SPEC section 4: never write under a wrong column; archive and widen,
         // and the whole batch goes to the new file.
-        fs.closeSync(fd);
-        fd = -1;
+        reopen();
         archivedAs = archiveCurrentFile(fs, dataDir, batch.fileName, deps.now());
-        fd = fs.openSync(path, 'a+');
-        stat = fs.fstatSync(fd);
+        file = openForAppend(fs, path);
         header = [...(onDisk ?? [RECEIVED_AT]), ...added];
         addedColumns = added;
         created = true;
       }
     }
 
-    const text = (created ? encodeLine(header) : '') + encodeRows(header, batch.rows);
-    const bytes = Buffer.from(text, 'utf8');
-    const start = created ? 0 : size;
-    writeAll(fs, fd, bytes, start);
+    const headerText = created ? encodeLine(header) : '';
+    const resumedRows = created ? 0 : rowsAlreadyWritten(fs, file, header, batch);
+    const rows = resumedRows === 0 ? batch.rows : batch.rows.slice(resumedRows);
+    const bytes = Buffer.from(headerText + encodeRows(header, rows), 'utf8');
+    if (deps.journal !== undefined) {
+      const rowsStart = resumedRows > 0 ? (batch.resume as ResumePoint).rowsStart : file.size + Buffer.byteLength(headerText);
+      noteWrite(deps.journal, index, { ino: file.ino, rowsStart });
+    }
+    writeAll(fs, file.fd, bytes, file.size);
     const started = process.hrtime.bigint();
-    fs.fsyncSync(fd);
+    fs.fsyncSync(file.fd);
     const fsyncSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-    rowBoundaries.set(path, { ino: stat.ino, end: start + bytes.length });
+    rowBoundaries.set(path, { ino: file.ino, end: file.size + bytes.length });
     if (created) fsyncDirectory(fs, dataDir);
     return {
       fileName: batch.fileName,
@@ -157,10 +181,45 @@ function appendUnderLock(dataDir: string, batch: FileBatch, path: string, deps: 
       fsyncSeconds,
       ...(archivedAs === undefined ? {} : { archivedAs, addedColumns }),
       ...(repaired === undefined ? {} : { repaired }),
+      ...(resumedRows === 0 ? {} : { resumedRows }),
     };
   } finally {
-    if (fd >= 0) fs.closeSync(fd);
+    if (file.fd >= 0) fs.closeSync(file.fd);
   }
+}
+
+/** Up to where the file is known to end on a row boundary (0: nothing known). */
+function checkedTo(path: string, file: OpenFile): number {
+  const known = rowBoundaries.get(path);
+  return known !== undefined && known.ino === file.ino && known.end <= file.size ? known.end : 0;
+}
+
+/** Whether what was appended since we last knew the file ends part-way through a row. */
+function tailIsCut(fs: WriterFs, path: string, file: OpenFile): boolean {
+  const from = checkedTo(path, file);
+  return from < file.size && endOfLastRow(fs, file.fd, file.size, from) !== file.size;
+}
+
+/**
+ * After a writer thread died mid-batch: how many of the batch's leading rows
+ * are already in the file where that thread began writing them. They are
+ * compared byte for byte, so a row is skipped only if it is there exactly.
+ */
+function rowsAlreadyWritten(fs: WriterFs, file: OpenFile, header: readonly string[], batch: FileBatch): number {
+  const point = batch.resume;
+  if (point === undefined || point.ino !== file.ino || point.rowsStart > file.size) return 0;
+  let offset = point.rowsStart;
+  let count = 0;
+  for (const row of batch.rows) {
+    const expected = Buffer.from(encodeRows(header, [row]), 'utf8');
+    if (offset + expected.length > file.size) break;
+    const actual = Buffer.alloc(expected.length);
+    fs.readSync(file.fd, actual, 0, expected.length, offset);
+    if (!actual.equals(expected)) break;
+    offset += expected.length;
+    count++;
+  }
+  return count;
 }
 
 /**

@@ -18,6 +18,7 @@ import type { BatchResult, BatchTask, FileBatch, FileFailed, FileWritten, Row } 
 import { retryDelayMs } from './backoff.js';
 import { currentFileName } from './file-names.js';
 import { type QueueEntry, RowQueue } from './row-queue.js';
+import { JOURNAL_FILES, type ResumePoint, resumePoint } from './write-journal.js';
 import type { BatchRunner } from './runners.js';
 
 export type WriterConfig = Pick<
@@ -87,6 +88,9 @@ export function createWriter(deps: WriterDeps): Writer {
   let closed = false;
   let lastCommitAt = Number.NEGATIVE_INFINITY;
   let drainRowsPerSec = 0;
+  let taskSeq = 0;
+  /** Per file: where a thread that died began writing its rows, until they are written. */
+  const resumePoints = new Map<string, ResumePoint>();
   let emptyWaiters: Array<() => void> = [];
 
   function schedule(delayMs: number): void {
@@ -109,13 +113,20 @@ export function createWriter(deps: WriterDeps): Writer {
     writing = true;
     const started = now();
     lastCommitAt = started;
-    const entries = queue.take(MAX_ROWS_PER_COMMIT);
-    const task: BatchTask = { dataDir: config.dataDir, files: groupByFile(entries) };
+    const entries = queue.take(MAX_ROWS_PER_COMMIT, JOURNAL_FILES);
+    const task: BatchTask = { seq: ++taskSeq, dataDir: config.dataDir, files: groupByFile(entries) };
     let result: BatchResult;
     try {
       result = await runner.run(task);
     } catch (error) {
       // The thread itself failed (it died, or could not start): every file failed.
+      // The journal tells where it had begun writing, so the retry skips what is there.
+      if (runner.journal !== undefined) {
+        for (const [index, file] of task.files.entries()) {
+          const point = resumePoint(runner.journal, task.seq, index);
+          if (point !== undefined) resumePoints.set(file.fileName, point);
+        }
+      }
       const code = (error as { code?: unknown } | null)?.code;
       const failed = { ok: false as const, code: typeof code === 'string' ? code : 'EWORKER', message: String(error) };
       result = { files: task.files.map((file) => ({ ...failed, fileName: file.fileName })) };
@@ -127,6 +138,10 @@ export function createWriter(deps: WriterDeps): Writer {
     for (const outcome of result.files) {
       if (outcome.ok) {
         rowsWritten += outcome.rows;
+        resumePoints.delete(outcome.fileName);
+        if (outcome.resumedRows !== undefined) {
+          log.warn({ file: outcome.fileName, rows: outcome.resumedRows }, 'rows found written by a writer thread that died');
+        }
         if (outcome.repaired !== undefined) {
           log.warn({ file: outcome.fileName, partial: outcome.repaired.partialFile, bytes: outcome.repaired.bytes }, 'repaired cut row');
         }
@@ -180,7 +195,10 @@ export function createWriter(deps: WriterDeps): Writer {
       if (rows === undefined) byFile.set(entry.fileName, [...entry.rows]);
       else for (const row of entry.rows) rows.push(row);
     }
-    return [...byFile].map(([fileName, rows]) => ({ fileName, rows }));
+    return [...byFile].map(([fileName, rows]) => {
+      const resume = resumePoints.get(fileName);
+      return resume === undefined ? { fileName, rows } : { fileName, rows, resume };
+    });
   }
 
   function retryAfterSec(): number {

@@ -73,6 +73,7 @@ describe('writeFileBatch', () => {
     mkdirSync(join(dir.path, 'data2.csv')); // a directory where the file should be: EISDIR
     const result = await writeBatch(
       {
+        seq: 1,
         dataDir: dir.path,
         files: [
           { fileName: 'data2.csv', rows: [row(['a'], ['1'])] },
