@@ -51,6 +51,8 @@ export interface FileFailed {
   /** The error's code (`ENOSPC`, `ELOCKED`, …). */
   readonly code: string;
   readonly message: string;
+  /** Set when rows may be in the file all the same (a cut-back that failed): where they begin. */
+  readonly resume?: ResumePoint;
 }
 
 export type FileOutcome = FileWritten | FileFailed;

@@ -6,7 +6,8 @@
 import { workerData } from 'piscina';
 import type { BatchResult, BatchTask } from './batch.js';
 import type { RowBoundary } from './repair.js';
-import { type WriteDeps, defaultWriteDeps, rememberRowBoundaries, writeBatch } from './write-batch.js';
+import { rememberRowBoundaries } from './file-memory.js';
+import { type WriteDeps, defaultWriteDeps, writeBatch } from './write-batch.js';
 import type { Journal } from './write-journal.js';
 
 /** What the main thread hands the writer thread when it starts it. */

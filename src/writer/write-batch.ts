@@ -19,7 +19,8 @@ import lockfile from 'proper-lockfile';
 import { RECEIVED_AT, encodeLine, encodeRows, headerColumns, parseRecord } from '../csv.js';
 import type { BatchResult, BatchTask, FileBatch, FileOutcome } from './batch.js';
 import { archiveFileName } from './file-names.js';
-import { type RepairResult, type RowBoundary, endOfLastRow, repairCutRow } from './repair.js';
+import { cachedHeader, forgetRowEnd, knownRowEnd, rememberHeader, rememberRowEnd } from './file-memory.js';
+import { type RepairResult, endOfLastRow, repairCutRow } from './repair.js';
 import { type Journal, type ResumePoint, beginTask, noteWrite } from './write-journal.js';
 import type { WriterFs } from './writer-fs.js';
 
@@ -61,21 +62,6 @@ export const lockWaitingForHolder: LockFile = (path) =>
 
 export const defaultWriteDeps: WriteDeps = Object.freeze({ fs: nodeFs, lock: lockWithProperLockfile, now: Date.now });
 
-/**
- * Where each file was last known to end on a row boundary (after this
- * thread's own write, or start-up repair), by path. Another process's appends
- * since then are checked from there, not from the start of the file.
- */
-const rowBoundaries = new Map<string, { ino: number; end: number }>();
-
-/** Seeds what start-up repair verified, so the first write need not rescan a large file. */
-export function rememberRowBoundaries(boundaries: readonly RowBoundary[]): void {
-  for (const { path, ino, end } of boundaries) rowBoundaries.set(path, { ino, end });
-}
-
-/** Header lines seen before, by file path, so a steady file's header is not parsed per batch. */
-const headerCache = new Map<string, { line: string; cells: string[] }>();
-
 /** Writes every file of the batch in turn; one file's failure does not stop the others. */
 export async function writeBatch(task: BatchTask, deps: WriteDeps = defaultWriteDeps): Promise<BatchResult> {
   if (deps.journal !== undefined) beginTask(deps.journal, task.seq);
@@ -91,7 +77,8 @@ export async function writeFileBatch(dataDir: string, batch: FileBatch, deps: Wr
     release = await deps.lock(path);
     return appendUnderLock(dataDir, batch, index, path, deps);
   } catch (error) {
-    return { fileName: batch.fileName, ok: false, code: errorCode(error), message: errorMessage(error) };
+    const resume = resumeOf(error);
+    return { fileName: batch.fileName, ok: false, code: errorCode(error), message: errorMessage(error), ...(resume === undefined ? {} : { resume }) };
   } finally {
     // A release that fails leaves a lock that goes stale in 10 s; the rows are already safe.
     await release?.().catch(() => {});
@@ -116,88 +103,153 @@ function openForAppend(fs: WriterFs, path: string): OpenFile {
   }
 }
 
+function closeFile(fs: WriterFs, file: OpenFile): void {
+  if (file.fd < 0) return;
+  fs.closeSync(file.fd);
+  file.fd = -1;
+}
+
 function appendUnderLock(dataDir: string, batch: FileBatch, index: number, path: string, deps: WriteDeps): FileOutcome {
   const { fs } = deps;
   let file = openForAppend(fs, path);
-  const reopen = (): void => {
-    fs.closeSync(file.fd);
-    file.fd = -1;
-  };
   try {
     let repaired: RepairResult | undefined;
     if (tailIsCut(fs, path, file)) {
       // Another process died mid-write since we last looked: cut its stump
       // off before appending, or the next row would be glued onto it.
-      reopen();
-      repaired = repairCutRow(fs, dataDir, batch.fileName, deps.now(), checkedTo(path, file)) ?? undefined;
+      const from = knownRowEnd(path, file.ino, file.size);
+      closeFile(fs, file);
+      repaired = repairCutRow(fs, dataDir, batch.fileName, deps.now(), from) ?? undefined;
       file = openForAppend(fs, path);
     }
+    const outcome = { fileName: batch.fileName, ok: true as const, ...(repaired === undefined ? {} : { repaired }) };
 
     const wanted = headerColumns(batch.rows);
-    let header: string[];
-    let created = file.size === 0;
-    let archivedAs: string | undefined;
-    let addedColumns: string[] | undefined;
-    if (created) {
-      header = [RECEIVED_AT, ...wanted];
-    } else {
-      const onDisk = readHeader(fs, file.fd, path, file.size);
+    const onDisk = file.size === 0 ? null : readHeader(fs, path, file);
+    if (file.size > 0) {
       const known = new Set(onDisk);
       const added = wanted.filter((column) => !known.has(column));
-      if (onDisk !== null && added.length === 0) {
-        header = onDisk;
-      } else {
-        // SPEC section 4: never write under a wrong column; archive and widen,
-        // and the whole batch goes to the new file.
-        reopen();
-        archivedAs = archiveCurrentFile(fs, dataDir, batch.fileName, deps.now());
-        file = openForAppend(fs, path);
-        header = [...(onDisk ?? [RECEIVED_AT]), ...added];
-        addedColumns = added;
-        created = true;
+      if (onDisk === null || onDisk[0] !== RECEIVED_AT || added.length > 0) {
+        // SPEC section 4: never write under a wrong column. A file without a
+        // whole header, or not starting with received_at (say, Flask10X's),
+        // is archived like one that lacks a key.
+        closeFile(fs, file);
+        const old = (onDisk ?? []).filter((column) => column !== RECEIVED_AT);
+        const header = [RECEIVED_AT, ...old, ...wanted.filter((column) => !old.includes(column))];
+        return { ...outcome, ...replaceWithWidened(dataDir, batch, index, header, deps), addedColumns: added };
       }
     }
 
+    const created = file.size === 0;
+    const header = onDisk ?? [RECEIVED_AT, ...wanted];
     const headerText = created ? encodeLine(header) : '';
     const resumedRows = created ? 0 : rowsAlreadyWritten(fs, file, header, batch);
     const rows = resumedRows === 0 ? batch.rows : batch.rows.slice(resumedRows);
     const bytes = Buffer.from(headerText + encodeRows(header, rows), 'utf8');
-    if (deps.journal !== undefined) {
-      const rowsStart = resumedRows > 0 ? (batch.resume as ResumePoint).rowsStart : file.size + Buffer.byteLength(headerText);
-      noteWrite(deps.journal, index, { ino: file.ino, rowsStart });
-    }
-    writeAll(fs, file.fd, bytes, file.size);
-    const started = process.hrtime.bigint();
-    fs.fsyncSync(file.fd);
-    const fsyncSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-    rowBoundaries.set(path, { ino: file.ino, end: file.size + bytes.length });
-    if (created) fsyncDirectory(fs, dataDir);
+    const rowsStart = resumedRows > 0 ? (batch.resume as ResumePoint).rowsStart : file.size + Buffer.byteLength(headerText);
+    if (deps.journal !== undefined) noteWrite(deps.journal, index, { ino: file.ino, rowsStart });
+    // A resumed batch's rows were written by a thread that died, perhaps before its fsyncs.
+    const fsyncSeconds = appendDurably(fs, file, bytes, created || resumedRows > 0 ? dataDir : null, { ino: file.ino, rowsStart });
+    const end = fs.fstatSync(file.fd).size;
+    if (end === file.size + bytes.length) rememberRowEnd(path, file.ino, end);
+    else forgetRowEnd(path); // someone appended while we wrote (a lock gone stale): scan next time
     return {
-      fileName: batch.fileName,
-      ok: true,
+      ...outcome,
       rows: batch.rows.length,
       bytes: bytes.length,
       created,
       fsyncSeconds,
-      ...(archivedAs === undefined ? {} : { archivedAs, addedColumns }),
-      ...(repaired === undefined ? {} : { repaired }),
       ...(resumedRows === 0 ? {} : { resumedRows }),
     };
   } finally {
-    if (file.fd >= 0) fs.closeSync(file.fd);
+    closeFile(fs, file);
   }
-}
-
-/** Up to where the file is known to end on a row boundary (0: nothing known). */
-function checkedTo(path: string, file: OpenFile): number {
-  const known = rowBoundaries.get(path);
-  return known !== undefined && known.ino === file.ino && known.end <= file.size ? known.end : 0;
 }
 
 /** Whether what was appended since we last knew the file ends part-way through a row. */
 function tailIsCut(fs: WriterFs, path: string, file: OpenFile): boolean {
-  const from = checkedTo(path, file);
+  const from = knownRowEnd(path, file.ino, file.size);
   return from < file.size && endOfLastRow(fs, file.fd, file.size, from) !== file.size;
+}
+
+/**
+ * One write of whole rows, then fsync (and the directory's, for a new entry).
+ * If any step fails, the file is cut back to its length before, so a retry
+ * neither appends after half a row nor writes fsync-failed rows twice. If
+ * even the cut fails, the error carries where the rows began, so the retry
+ * skips the ones that are there.
+ */
+function appendDurably(fs: WriterFs, file: OpenFile, bytes: Buffer, dirToSync: string | null, resume: ResumePoint): number {
+  try {
+    writeAll(fs, file.fd, bytes);
+    const started = process.hrtime.bigint();
+    fs.fsyncSync(file.fd);
+    const fsyncSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    if (dirToSync !== null) fsyncDirectory(fs, dirToSync);
+    return fsyncSeconds;
+  } catch (error) {
+    try {
+      fs.ftruncateSync(file.fd, file.size);
+    } catch {
+      throw Object.assign(error as Error, { resume });
+    }
+    throw error;
+  }
+}
+
+/**
+ * Archive-and-widen without a window where the old columns could be lost:
+ * the widened file is written and fsynced beside the current one
+ * (`<file>.new`), then the current file is renamed to its archive name and
+ * the new one into its place, and the directory is fsynced.
+ */
+function replaceWithWidened(
+  dataDir: string,
+  batch: FileBatch,
+  index: number,
+  header: readonly string[],
+  deps: WriteDeps,
+): { rows: number; bytes: number; created: true; fsyncSeconds: number; archivedAs: string } {
+  const { fs } = deps;
+  const path = join(dataDir, batch.fileName);
+  const nextPath = `${path}.new`;
+  const headerText = encodeLine(header);
+  const bytes = Buffer.from(headerText + encodeRows(header, batch.rows), 'utf8');
+  const next: OpenFile = { ...openForAppend(fs, nextPath), size: 0 };
+  let fsyncSeconds: number;
+  try {
+    fs.ftruncateSync(next.fd, 0); // a leftover from a crash
+    if (deps.journal !== undefined) noteWrite(deps.journal, index, { ino: next.ino, rowsStart: Buffer.byteLength(headerText) });
+    writeAll(fs, next.fd, bytes);
+    const started = process.hrtime.bigint();
+    fs.fsyncSync(next.fd);
+    fsyncSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+  } catch (error) {
+    closeFile(fs, next);
+    try {
+      fs.unlinkSync(nextPath);
+    } catch {
+      // Overwritten by the next attempt.
+    }
+    throw error;
+  }
+  closeFile(fs, next);
+  const archivedAs = archiveCurrentFile(fs, dataDir, batch.fileName, deps.now());
+  try {
+    fs.renameSync(nextPath, path);
+  } catch (error) {
+    fs.renameSync(join(dataDir, archivedAs), path);
+    throw error;
+  }
+  rememberRowEnd(path, next.ino, bytes.length);
+  try {
+    fsyncDirectory(fs, dataDir);
+  } catch (error) {
+    // The rows are in place; only the renames may not be durable yet. The
+    // retry finds the rows, skips them, and fsyncs the directory again.
+    throw Object.assign(error as Error, { resume: { ino: next.ino, rowsStart: Buffer.byteLength(headerText) } });
+  }
+  return { rows: batch.rows.length, bytes: bytes.length, created: true, fsyncSeconds, archivedAs };
 }
 
 /**
@@ -222,44 +274,36 @@ function rowsAlreadyWritten(fs: WriterFs, file: OpenFile, header: readonly strin
   return count;
 }
 
-/**
- * Writes every byte, looping over short writes. On any failure the file is
- * cut back to `sizeBefore`, so a retry never appends after half a row.
- */
-function writeAll(fs: WriterFs, fd: number, bytes: Buffer, sizeBefore: number): void {
-  let offset = 0;
-  try {
-    while (offset < bytes.length) {
-      const written = fs.writeSync(fd, bytes, offset, bytes.length - offset);
-      if (written <= 0) throw Object.assign(new Error('write made no progress'), { code: 'ESHORTWRITE' });
-      offset += written;
-    }
-  } catch (error) {
-    try {
-      fs.ftruncateSync(fd, sizeBefore);
-    } catch {
-      // Start-up repair cuts a torn tail if this fails too.
-    }
-    throw error;
+/** Writes every byte, looping over short writes. */
+function writeAll(fs: WriterFs, fd: number, bytes: Buffer): void {
+  for (let offset = 0; offset < bytes.length; ) {
+    const written = fs.writeSync(fd, bytes, offset, bytes.length - offset);
+    if (written <= 0) throw Object.assign(new Error('write made no progress'), { code: 'ESHORTWRITE' });
+    offset += written;
   }
 }
 
-/** Reads and parses the file's first line; null when it has no complete header line. */
-function readHeader(fs: WriterFs, fd: number, path: string, size: number): string[] | null {
-  const cached = headerCache.get(path);
-  let length = Math.min(size, Math.max(4096, (cached?.line.length ?? 0) * 4));
+/**
+ * The file's header cells. A file's first line never changes while it keeps
+ * its inode, so the cached header is used without reading when nobody else
+ * has written since our last batch; otherwise the line is read and compared.
+ */
+function readHeader(fs: WriterFs, path: string, file: OpenFile): string[] | null {
+  const cached = cachedHeader(path, file.ino);
+  if (cached !== undefined && knownRowEnd(path, file.ino, file.size) === file.size) return cached.cells;
+  let length = Math.min(file.size, Math.max(4096, (cached?.line.length ?? 0) * 4));
   for (;;) {
-    const buffer = Buffer.alloc(length);
-    const read = fs.readSync(fd, buffer, 0, length, 0);
+    const buffer = Buffer.allocUnsafe(length);
+    const read = fs.readSync(file.fd, buffer, 0, length, 0);
     const text = buffer.toString('utf8', 0, read);
     if (cached !== undefined && text.startsWith(cached.line)) return cached.cells;
     const record = parseRecord(text);
     if (record !== null) {
-      headerCache.set(path, { line: text.slice(0, record.end), cells: record.fields });
+      rememberHeader(path, file.ino, text.slice(0, record.end), record.fields);
       return record.fields;
     }
-    if (length >= size) return null;
-    length = Math.min(size, length * 4);
+    if (length >= file.size) return null;
+    length = Math.min(file.size, length * 4);
   }
 }
 
@@ -282,6 +326,10 @@ function fsyncDirectory(fs: WriterFs, dir: string): void {
   } finally {
     fs.closeSync(fd);
   }
+}
+
+function resumeOf(error: unknown): ResumePoint | undefined {
+  return (error as { resume?: ResumePoint } | null)?.resume;
 }
 
 function errorCode(error: unknown): string {

@@ -17,4 +17,5 @@ export type WriterFs = Pick<
   | 'renameSync'
   | 'existsSync'
   | 'readdirSync'
+  | 'unlinkSync'
 >;

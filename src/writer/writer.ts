@@ -154,6 +154,7 @@ export function createWriter(deps: WriterDeps): Writer {
         events.fileWritten?.(outcome);
       } else {
         failedFiles.add(outcome.fileName);
+        if (outcome.resume !== undefined) resumePoints.set(outcome.fileName, outcome.resume);
         log.error({ code: outcome.code, file: outcome.fileName, attempt: failures + 1, err: outcome.message }, 'write failed');
         events.writeFailed?.(outcome);
       }

@@ -184,3 +184,74 @@ describe('another process dying mid-write', () => {
     expect(readCsv(join(dir.path, 'data.csv')).map((r) => r[1])).toEqual(['a', '3']);
   });
 });
+
+describe('failures after the write', () => {
+  /** The next file fsync fails with EIO; with `truncateFails`, so does every ftruncate. */
+  const fsyncFailsOnce = ({ truncateFails = false } = {}): WriterFs => {
+    let armed = true;
+    const eio = () => Object.assign(new Error('EIO: injected'), { code: 'EIO' });
+    return {
+      ...nodeFs,
+      fsyncSync: (fd: number) => {
+        if (armed && !nodeFs.fstatSync(fd).isDirectory()) {
+          armed = false;
+          throw eio();
+        }
+        nodeFs.fsyncSync(fd);
+      },
+      ftruncateSync: ((fd: number, len?: number) => {
+        if (truncateFails) throw eio();
+        nodeFs.ftruncateSync(fd, len);
+      }) as WriterFs['ftruncateSync'],
+    };
+  };
+
+  it('cuts the rows back when the fsync fails, so the retry does not write them twice', async () => {
+    await write({ fileName: 'data.csv', rows: [row(['a'], ['1'])] });
+    const failed = await write({ fileName: 'data.csv', rows: [row(['a'], ['2'])] }, deps(fsyncFailsOnce()));
+    expect(failed).toMatchObject({ ok: false, code: 'EIO' });
+    expect(readCsv(join(dir.path, 'data.csv')).map((r) => r[1])).toEqual(['a', '1']);
+    await write({ fileName: 'data.csv', rows: [row(['a'], ['2'])] });
+    expect(readCsv(join(dir.path, 'data.csv')).map((r) => r[1])).toEqual(['a', '1', '2']);
+  });
+
+  it('when even the cut-back fails, says where the rows began, and the retry skips them', async () => {
+    await write({ fileName: 'data.csv', rows: [row(['a'], ['1'])] });
+    const failed = (await write({ fileName: 'data.csv', rows: [row(['a'], ['2']), row(['a'], ['3'])] }, deps(fsyncFailsOnce({ truncateFails: true })))) as FileFailed;
+    expect(failed).toMatchObject({ ok: false, code: 'EIO', resume: { rowsStart: 'received_at,a\n2026-11-23T10:15:00.000Z,1\n'.length } });
+    const retried = (await write({ fileName: 'data.csv', rows: [row(['a'], ['2']), row(['a'], ['3'])], resume: failed.resume })) as FileWritten;
+    expect(retried).toMatchObject({ ok: true, rows: 2, resumedRows: 2 });
+    expect(readCsv(join(dir.path, 'data.csv')).map((r) => r[1])).toEqual(['a', '1', '2', '3']);
+  });
+
+  it('keeps the old columns when the write of a widened file fails', async () => {
+    await write({ fileName: 'data.csv', rows: [row(['a'], ['1'])] });
+    let fail = true;
+    const enospcOnce: WriterFs = {
+      ...nodeFs,
+      writeSync: ((fd: number, buffer: Buffer, offset: number, length: number) => {
+        if (fail) {
+          fail = false;
+          throw Object.assign(new Error('ENOSPC: injected'), { code: 'ENOSPC' });
+        }
+        return nodeFs.writeSync(fd, buffer, offset, length);
+      }) as WriterFs['writeSync'],
+    };
+    expect(await write({ fileName: 'data.csv', rows: [row(['b'], ['2'])] }, deps(enospcOnce))).toMatchObject({ ok: false, code: 'ENOSPC' });
+    expect(listFiles(dir.path)).toEqual(['data.csv']); // nothing archived, no .new left over
+    expect(readCsv(join(dir.path, 'data.csv'))).toEqual([['received_at', 'a'], ['2026-11-23T10:15:00.000Z', '1']]);
+    await write({ fileName: 'data.csv', rows: [row(['b'], ['2'])] });
+    expect(readCsv(join(dir.path, 'data.csv'))).toEqual([['received_at', 'a', 'b'], ['2026-11-23T10:15:00.000Z', '', '2']]);
+  });
+
+  it('archives a file whose header does not start with received_at (a Flask10X file), keeping its columns', async () => {
+    writeFileSync(join(dir.path, 'data.csv'), 'timestamp,temp\n2020-01-01 00:00:00,20\n');
+    const outcome = (await write({ fileName: 'data.csv', rows: [row(['timestamp', 'temp'], ['sensor-clock', '21'])] })) as FileWritten;
+    expect(outcome).toMatchObject({ ok: true, archivedAs: 'data.20261123T101500Z.csv' });
+    expect(readCsv(join(dir.path, 'data.csv'))).toEqual([
+      ['received_at', 'timestamp', 'temp'],
+      ['2026-11-23T10:15:00.000Z', 'sensor-clock', '21'],
+    ]);
+    expect(readCsv(join(dir.path, 'data.20261123T101500Z.csv'))[0]).toEqual(['timestamp', 'temp']);
+  });
+});
