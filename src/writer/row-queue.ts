@@ -1,7 +1,7 @@
 /**
  * The bounded queue of rows waiting to be written. Rows of the batch being
  * written still count against the bound: they leave only once they are on
- * disk, and rows that failed go back to the front, ahead of newer ones.
+ * disk, and rows that failed stay in their place, ahead of newer ones.
  */
 import type { Row } from './batch.js';
 
@@ -16,7 +16,7 @@ export interface QueueEntry {
 
 export class RowQueue {
   private entries: QueueEntry[] = [];
-  private inFlight = 0;
+  private readonly inFlight = new Set<QueueEntry>();
   private rowCount = 0;
 
   constructor(readonly capacity: number) {}
@@ -24,11 +24,6 @@ export class RowQueue {
   /** Rows held, including those being written. */
   get length(): number {
     return this.rowCount;
-  }
-
-  /** Whether there are rows not yet handed to the writer. */
-  get hasWaiting(): boolean {
-    return this.entries.length > this.inFlight;
   }
 
   canTake(rows: number): boolean {
@@ -40,36 +35,49 @@ export class RowQueue {
     this.rowCount += entry.rows.length;
   }
 
+  /** Whether rows not being written wait for a file that `isDue` accepts. */
+  hasWaiting(isDue: (fileName: string) => boolean): boolean {
+    return this.entries.some((entry) => !this.inFlight.has(entry) && isDue(entry.fileName));
+  }
+
+  /** The files that have rows waiting (not being written). */
+  waitingFiles(): Set<string> {
+    return new Set(this.entries.filter((entry) => !this.inFlight.has(entry)).map((entry) => entry.fileName));
+  }
+
   /**
-   * Hands out the waiting entries, oldest first, up to about `maxRows` rows
-   * in at most `maxFiles` files (at least one entry).
+   * Hands out waiting entries, oldest first, for files that are due, up to
+   * about `maxRows` rows in at most `maxFiles` files (at least one entry).
+   * Once one entry of a file is passed over, so are that file's later ones:
+   * each file's rows go out in order.
    */
-  take(maxRows: number, maxFiles = Number.POSITIVE_INFINITY): QueueEntry[] {
-    let end = this.inFlight;
-    let rows = 0;
+  take(maxRows: number, maxFiles: number, isDue: (fileName: string) => boolean): QueueEntry[] {
+    const taken: QueueEntry[] = [];
     const files = new Set<string>();
-    while (end < this.entries.length) {
-      const entry = this.entries[end] as QueueEntry;
+    const passed = new Set<string>();
+    let rows = 0;
+    for (const entry of this.entries) {
+      if (this.inFlight.has(entry) || passed.has(entry.fileName)) continue;
       const fits = rows + entry.rows.length <= maxRows && (files.has(entry.fileName) || files.size < maxFiles);
-      if (end > this.inFlight && !fits) break;
-      rows += entry.rows.length;
+      if (!isDue(entry.fileName) || (!fits && taken.length > 0)) {
+        passed.add(entry.fileName);
+        continue;
+      }
+      taken.push(entry);
+      this.inFlight.add(entry);
       files.add(entry.fileName);
-      end++;
+      rows += entry.rows.length;
     }
-    const taken = this.entries.slice(this.inFlight, end);
-    this.inFlight = end;
     return taken;
   }
 
-  /** Ends the batch in flight: written entries leave, the rest go back to the front in order. */
+  /** Ends the batch in flight: written entries leave; the others stay where they were, ahead of newer ones. */
   complete(written: (entry: QueueEntry) => boolean): void {
-    const kept: QueueEntry[] = [];
-    for (let i = 0; i < this.inFlight; i++) {
-      const entry = this.entries[i] as QueueEntry;
-      if (written(entry)) this.rowCount -= entry.rows.length;
-      else kept.push(entry);
-    }
-    this.entries = kept.concat(this.entries.slice(this.inFlight));
-    this.inFlight = 0;
+    this.entries = this.entries.filter((entry) => {
+      if (!this.inFlight.has(entry) || !written(entry)) return true;
+      this.rowCount -= entry.rows.length;
+      return false;
+    });
+    this.inFlight.clear();
   }
 }

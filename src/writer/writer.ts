@@ -4,9 +4,10 @@
  *
  *   enqueue ─► RowQueue ─► (commit interval) ─► runner.run(batch) ─► outcome per file
  *                 ▲                                                    │
- *                 └──── failed files' rows, back in front, after a ◄───┘
- *                       backoff; past WRITE_RETRIES: stalled, retried
- *                       every WRITE_BACKOFF_MAX_SEC, never dropped
+ *                 └──── a failed file's rows stay in their place, ◄────┘
+ *                       that file backs off (other files go on); past
+ *                       WRITE_RETRIES: stalled, retried every
+ *                       WRITE_BACKOFF_MAX_SEC, never dropped
  *
  * While one batch is written, new rows gather for the next (group commit).
  */
@@ -82,38 +83,62 @@ export function createWriter(deps: WriterDeps): Writer {
 
   let writing = false;
   let timer: NodeJS.Timeout | undefined;
-  let failures = 0;
-  let stalled = false;
+  let timerAt = Number.POSITIVE_INFINITY;
   let draining = false;
   let closed = false;
   let lastCommitAt = Number.NEGATIVE_INFINITY;
   let drainRowsPerSec = 0;
   let taskSeq = 0;
+  /** Per failing file: failed attempts in a row, and when to try it again. Other files go on. */
+  const failing = new Map<string, { failures: number; retryAt: number }>();
   /** Per file: where a thread that died began writing its rows, until they are written. */
   const resumePoints = new Map<string, ResumePoint>();
   let emptyWaiters: Array<() => void> = [];
 
-  function schedule(delayMs: number): void {
-    timer = setTimeout(() => {
-      timer = undefined;
-      kick();
-    }, delayMs);
-    timer.unref();
+  const isStalled = (): boolean => [...failing.values()].some((file) => file.failures > config.writeRetries);
+  const isDue = (fileName: string): boolean => (failing.get(fileName)?.retryAt ?? 0) <= now();
+
+  function clearTimer(): void {
+    clearTimeout(timer);
+    timer = undefined;
+    timerAt = Number.POSITIVE_INFINITY;
   }
 
-  /** Starts the next commit if one is due and none is running. */
+  /**
+   * Starts the next commit when one is due, or sets the timer for when it
+   * will be: after COMMIT_INTERVAL_MS (not while draining), or at the
+   * earliest retry of a failing file if only failing files have rows waiting.
+   */
   function kick(): void {
-    if (writing || timer !== undefined || closed || !queue.hasWaiting) return;
-    const wait = draining ? 0 : lastCommitAt + config.commitIntervalMs - now();
-    if (wait > 0) schedule(wait);
-    else void commit();
+    if (writing || closed) return;
+    const at = now();
+    let wakeAt: number;
+    if (queue.hasWaiting(isDue)) {
+      wakeAt = draining ? at : Math.max(at, lastCommitAt + config.commitIntervalMs);
+    } else {
+      wakeAt = Math.min(...[...queue.waitingFiles()].map((fileName) => failing.get(fileName)?.retryAt ?? Number.POSITIVE_INFINITY));
+      if (wakeAt === Number.POSITIVE_INFINITY) return;
+    }
+    if (wakeAt <= at) {
+      clearTimer();
+      void commit();
+    } else if (wakeAt < timerAt) {
+      clearTimer();
+      timerAt = wakeAt;
+      timer = setTimeout(() => {
+        timer = undefined;
+        timerAt = Number.POSITIVE_INFINITY;
+        kick();
+      }, wakeAt - at);
+      timer.unref();
+    }
   }
 
   async function commit(): Promise<void> {
     writing = true;
     const started = now();
     lastCommitAt = started;
-    const entries = queue.take(MAX_ROWS_PER_COMMIT, JOURNAL_FILES);
+    const entries = queue.take(MAX_ROWS_PER_COMMIT, JOURNAL_FILES, isDue);
     const task: BatchTask = { seq: ++taskSeq, dataDir: config.dataDir, files: groupByFile(entries) };
     let result: BatchResult;
     try {
@@ -133,29 +158,26 @@ export function createWriter(deps: WriterDeps): Writer {
     }
     writing = false;
 
-    const failedFiles = new Set<string>();
+    const wasStalled = isStalled();
+    // Only a file with an ok outcome counts as written; one without any outcome is retried.
+    const failedFiles = new Set(task.files.map((file) => file.fileName));
     let rowsWritten = 0;
     for (const outcome of result.files) {
       if (outcome.ok) {
         rowsWritten += outcome.rows;
+        failedFiles.delete(outcome.fileName);
+        failing.delete(outcome.fileName);
         resumePoints.delete(outcome.fileName);
-        if (outcome.resumedRows !== undefined) {
-          log.warn({ file: outcome.fileName, rows: outcome.resumedRows }, 'rows found written by a writer thread that died');
-        }
-        if (outcome.repaired !== undefined) {
-          log.warn({ file: outcome.fileName, partial: outcome.repaired.partialFile, bytes: outcome.repaired.bytes }, 'repaired cut row');
-        }
-        if (outcome.archivedAs !== undefined) {
-          log.warn(
-            { file: outcome.fileName, archive: outcome.archivedAs, added: outcome.addedColumns },
-            'csv schema changed',
-          );
-        }
-        events.fileWritten?.(outcome);
+        reportWritten(outcome);
       } else {
-        failedFiles.add(outcome.fileName);
         if (outcome.resume !== undefined) resumePoints.set(outcome.fileName, outcome.resume);
-        log.error({ code: outcome.code, file: outcome.fileName, attempt: failures + 1, err: outcome.message }, 'write failed');
+        const file = failing.get(outcome.fileName) ?? { failures: 0, retryAt: 0 };
+        file.failures++;
+        const delayMs =
+          file.failures > config.writeRetries ? config.writeBackoffMaxSec * 1000 : retryDelayMs(file.failures, backoff, random);
+        file.retryAt = now() + delayMs;
+        failing.set(outcome.fileName, file);
+        log.error({ code: outcome.code, file: outcome.fileName, attempt: file.failures, err: outcome.message }, 'write failed');
         events.writeFailed?.(outcome);
       }
     }
@@ -168,25 +190,28 @@ export function createWriter(deps: WriterDeps): Writer {
       const rate = rowsWritten / Math.max(0.001, (now() - started) / 1000);
       drainRowsPerSec = drainRowsPerSec === 0 ? rate : drainRowsPerSec * (1 - RATE_SMOOTHING) + rate * RATE_SMOOTHING;
     }
-
-    if (failedFiles.size > 0) {
-      failures++;
-      if (failures > config.writeRetries && !stalled) {
-        stalled = true;
-        log.warn({ rows: queue.length, attempts: failures }, 'writer stalled');
-      }
-      schedule(stalled ? config.writeBackoffMaxSec * 1000 : retryDelayMs(failures, backoff, random));
-    } else {
-      if (stalled) log.info({ rows: queue.length }, 'writer recovered');
-      failures = 0;
-      stalled = false;
-    }
+    const stalled = isStalled();
+    if (stalled && !wasStalled) log.warn({ rows: queue.length, files: [...failing.keys()] }, 'writer stalled');
+    if (!stalled && wasStalled) log.info({ rows: queue.length }, 'writer recovered');
     if (queue.length === 0) {
       const waiters = emptyWaiters;
       emptyWaiters = [];
       for (const resolve of waiters) resolve();
     }
     kick();
+  }
+
+  function reportWritten(outcome: FileWritten): void {
+    if (outcome.repaired !== undefined) {
+      log.warn({ file: outcome.fileName, partial: outcome.repaired.partialFile, bytes: outcome.repaired.bytes }, 'repaired cut row');
+    }
+    if (outcome.archivedAs !== undefined) {
+      log.warn({ file: outcome.fileName, archive: outcome.archivedAs, added: outcome.addedColumns }, 'csv schema changed');
+    }
+    if (outcome.resumedRows !== undefined) {
+      log.warn({ file: outcome.fileName, rows: outcome.resumedRows }, 'rows found written by a writer thread that died');
+    }
+    events.fileWritten?.(outcome);
   }
 
   function groupByFile(entries: readonly QueueEntry[]): FileBatch[] {
@@ -203,7 +228,7 @@ export function createWriter(deps: WriterDeps): Writer {
   }
 
   function retryAfterSec(): number {
-    const nothingDrains = stalled || failures > 0 || drainRowsPerSec === 0;
+    const nothingDrains = failing.size > 0 || drainRowsPerSec === 0;
     if (nothingDrains) return Math.max(1, Math.ceil(config.writeBackoffMaxSec));
     return Math.min(60, Math.max(1, Math.ceil(queue.length / drainRowsPerSec)));
   }
@@ -230,17 +255,12 @@ export function createWriter(deps: WriterDeps): Writer {
     },
     capacity: queue.capacity,
     get stalled() {
-      return stalled;
+      return isStalled();
     },
     isAlive: () => !closed && runner.isAlive(),
     retryAfterSec,
     async drain(timeoutMs) {
-      draining = true;
-      if (timer !== undefined && failures === 0) {
-        // A commit-interval wait, not a retry backoff: start now.
-        clearTimeout(timer);
-        timer = undefined;
-      }
+      draining = true; // from now on the commit interval is ignored; retry backoffs are not
       kick();
       if (queue.length === 0) return 0;
       let deadline: NodeJS.Timeout | undefined;
@@ -255,8 +275,7 @@ export function createWriter(deps: WriterDeps): Writer {
     },
     async close() {
       closed = true;
-      if (timer !== undefined) clearTimeout(timer);
-      timer = undefined;
+      clearTimer();
       await runner.close();
     },
   };

@@ -37,6 +37,7 @@ describe('retryDelayMs', () => {
 });
 
 describe('RowQueue', () => {
+  const due = () => true;
   const entry = (fileName: string, rows: number): QueueEntry => ({
     fileName,
     stream: 'data',
@@ -49,9 +50,9 @@ describe('RowQueue', () => {
     queue.push(entry('a', 3));
     expect(queue.canTake(2)).toBe(true);
     expect(queue.canTake(3)).toBe(false);
-    queue.take(100);
+    queue.take(100, Infinity, due);
     expect(queue.length).toBe(3);
-    expect(queue.hasWaiting).toBe(false);
+    expect(queue.hasWaiting(due)).toBe(false);
   });
 
   it('puts failed entries back in front of newer ones, in order', () => {
@@ -60,12 +61,30 @@ describe('RowQueue', () => {
     queue.push(a1);
     queue.push(b1);
     queue.push(a2);
-    expect(queue.take(100)).toEqual([a1, b1, a2]);
+    expect(queue.take(100, Infinity, due)).toEqual([a1, b1, a2]);
     const a3 = entry('a', 1);
     queue.push(a3);
     queue.complete((e) => e.fileName === 'b');
     expect(queue.length).toBe(4);
-    expect(queue.take(100)).toEqual([a1, a2, a3]);
+    expect(queue.take(100, Infinity, due)).toEqual([a1, a2, a3]);
+  });
+
+  it('skips files that are not due, keeping each file in order', () => {
+    const queue = new RowQueue(100);
+    const [a1, b1, a2, c1] = [entry('a', 1), entry('b', 1), entry('a', 1), entry('c', 1)];
+    for (const e of [a1, b1, a2, c1]) queue.push(e);
+    expect(queue.take(100, Infinity, (file) => file !== 'a')).toEqual([b1, c1]);
+    expect(queue.hasWaiting((file) => file !== 'a')).toBe(false);
+    expect([...queue.waitingFiles()]).toEqual(['a']);
+    queue.complete(() => true);
+    expect(queue.take(100, Infinity, due)).toEqual([a1, a2]);
+  });
+
+  it('takes at most maxFiles files', () => {
+    const queue = new RowQueue(100);
+    const [a1, b1, a2, c1] = [entry('a', 1), entry('b', 1), entry('a', 1), entry('c', 1)];
+    for (const e of [a1, b1, a2, c1]) queue.push(e);
+    expect(queue.take(100, 2, due)).toEqual([a1, b1, a2]);
   });
 
   it('takes about maxRows at a time but always at least one entry', () => {
@@ -73,7 +92,7 @@ describe('RowQueue', () => {
     queue.push(entry('a', 5));
     queue.push(entry('a', 5));
     queue.push(entry('a', 5));
-    expect(queue.take(3)).toHaveLength(1);
-    expect(queue.take(10)).toHaveLength(2);
+    expect(queue.take(3, Infinity, due)).toHaveLength(1);
+    expect(queue.take(10, Infinity, due)).toHaveLength(2);
   });
 });

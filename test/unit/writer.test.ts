@@ -120,10 +120,9 @@ describe('createWriter', () => {
     const runner: BatchRunner = {
       ...inline,
       run: async (task) => {
-        const result = await inline.run({ ...task, files: task.files.filter((f) => !(blockData && f.fileName === 'data.csv')) });
-        const blocked = task.files
-          .filter((f) => blockData && f.fileName === 'data.csv')
-          .map((f) => ({ fileName: f.fileName, ok: false as const, code: 'ELOCKED', message: 'held' }));
+        const held = (f: { fileName: string }) => blockData && f.fileName === 'data.csv';
+        const blocked = task.files.filter(held).map((f) => ({ fileName: f.fileName, ok: false as const, code: 'ELOCKED', message: 'held' }));
+        const result = await inline.run({ ...task, files: task.files.filter((f) => !held(f)) });
         return { files: [...result.files, ...blocked] };
       },
     };
@@ -134,6 +133,26 @@ describe('createWriter', () => {
     blockData = false;
     await blocked;
     expect(seqs()).toEqual([1]);
+  });
+
+  it('does not make other files wait for a failing file's backoff', async () => {
+    const inline = createInlineRunner();
+    const runner: BatchRunner = {
+      ...inline,
+      run: async (task) => {
+        const result = await inline.run({ ...task, files: task.files.filter((f) => f.fileName !== 'data.csv') });
+        const held = task.files.filter((f) => f.fileName === 'data.csv');
+        return { files: [...result.files, ...held.map((f) => ({ fileName: f.fileName, ok: false as const, code: 'ELOCKED', message: 'held' }))] };
+      },
+    };
+    // A failing file waits 50 to 100 s before its retry; the test would time out if data2 waited too.
+    const { writer, failures } = make({ WRITE_BACKOFF_BASE_SEC: '100', WRITE_BACKOFF_MAX_SEC: '200' }, runner);
+    void writer.enqueue('data', [reading(1)], Date.now());
+    await waitFor(() => failures.length === 1, 'the first failure');
+    for (let i = 2; i < 5; i++) await writer.enqueue('data2', [reading(i)], Date.now());
+    expect(readCsv(join(dir.path, 'data2.csv')).slice(1).map((r) => r[1])).toEqual(['2', '3', '4']);
+    expect(failures).toEqual(['ELOCKED']);
+    expect(writer.length).toBe(1);
   });
 
   it('treats a thread failure as every file failing, and retries', async () => {
