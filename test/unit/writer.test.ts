@@ -135,7 +135,7 @@ describe('createWriter', () => {
     expect(seqs()).toEqual([1]);
   });
 
-  it('does not make other files wait for a failing file's backoff', async () => {
+  it("does not make other files wait for a failing file's backoff", async () => {
     const inline = createInlineRunner();
     const runner: BatchRunner = {
       ...inline,
