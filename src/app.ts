@@ -5,6 +5,7 @@
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import helmet from 'helmet';
 import type { Logger } from 'pino';
+import { answeredStatus } from './answered-status.js';
 import type { Config } from './config.js';
 import { IngestError, NotFoundError, ServiceUnavailableError } from './errors.js';
 import type { History } from './history.js';
@@ -64,15 +65,17 @@ export function createApp(deps: AppDeps): Express {
 function observeRequests(log: Logger, metrics: Metrics): RequestHandler {
   return (req, res, next) => {
     const started = performance.now();
-    res.on('finish', () => {
+    // 'close' comes for every request, answered or aborted by the client.
+    res.once('close', () => {
       const seconds = (performance.now() - started) / 1000;
+      const status = answeredStatus(res);
       const { stream, rows, errorCode, route } = res.locals as { stream?: string; rows?: number; errorCode?: string; route?: string };
       const routePath = (req.route as { path?: unknown } | undefined)?.path;
       // A pattern with a parameter (`/:stream`) is only a route once the router named it.
       const label = route ?? (typeof routePath === 'string' && !routePath.includes(':') ? routePath : 'unmatched');
-      metrics.observeRequest(req.method, label, res.statusCode, seconds);
+      metrics.observeRequest(req.method, label, status, seconds);
       log.info(
-        { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(seconds * 1e4) / 10, stream, rows, code: errorCode },
+        { method: req.method, path: req.path, status, ms: Math.round(seconds * 1e4) / 10, stream, rows, code: errorCode },
         'request',
       );
     });

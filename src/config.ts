@@ -94,7 +94,8 @@ export const RESERVED_STREAM_NAMES: ReadonlySet<string> = new Set([
 const STREAM_NAME = /^[a-z0-9_-]{1,64}$/;
 const NATS_TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
 const WHOLE = /^\d+$/;
-const DECIMAL = /^(\d+(\.\d*)?|\.\d+)$/;
+/** A plain decimal number, exponent allowed (`0.05`, `.5`, `1e1`). */
+const DECIMAL = /^(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
 /** setTimeout's largest delay, in seconds (Node clamps anything larger to 1 ms). */
 const MAX_TIMER_SEC = 2_147_483;
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -254,6 +255,7 @@ function parseTrustProxy(value: string | undefined, fail: Fail): TrustProxy | un
     const [address = '', prefix, ...rest] = item.split('/');
     if (rest.length > 0 || isIP(address) === 0) return false;
     if (prefix === undefined) return true;
+    if (isIP(prefix) === isIP(address)) return true; // a netmask: 10.0.0.0/255.0.0.0
     const bits = WHOLE.test(prefix) ? Number(prefix) : NaN;
     return bits <= (isIP(address) === 4 ? 32 : 128);
   });

@@ -161,4 +161,7 @@ async function shutdown({ signal, server, writer, lifecycle, logger, timeoutMs }
   process.exit(0);
 }
 
-main().catch((error: unknown) => fail(`start-up failed: ${(error as Error).stack ?? String(error)}`));
+main().catch((error: unknown) => {
+  const { message, code } = error as { message?: string; code?: string };
+  fail(`start-up failed: ${(message ?? String(error)).split('\n')[0]}${code === undefined || message?.includes(code) ? '' : ` (${code})`}`);
+});

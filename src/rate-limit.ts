@@ -14,6 +14,8 @@ export function createRateLimit(perMinute: number): RequestHandler {
     limit: perMinute,
     standardHeaders: 'draft-6',
     legacyHeaders: false,
+    // Per client IP, IPv6 included (the library's default groups IPv6 by /56: a whole LAN).
+    ipv6Subnet: false,
     // TRUST_PROXY is the operator's choice; the library's console warnings about it would bypass the logger.
     validate: { trustProxy: false, xForwardedForHeader: false },
     // The app turns the rejection into the project's JSON error.

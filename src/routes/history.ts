@@ -9,6 +9,7 @@ import { BadRequestError } from '../errors.js';
 import type { History, HistoryQuery } from '../history.js';
 import { renderHistoryPage } from '../history-page.js';
 import type { StreamActivity } from '../stream-activity.js';
+import { refuseOtherMethods } from './other-methods.js';
 
 export interface HistoryRouteDeps {
   readonly history: History;
@@ -50,5 +51,6 @@ export function createHistoryRouter(deps: HistoryRouteDeps): Router {
     res.type('html').send(renderHistoryPage(history.list(query), summaries, deps.now(), query));
   });
 
+  refuseOtherMethods(router, ['/history', '/history/json']);
   return router;
 }

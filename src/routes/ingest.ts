@@ -19,6 +19,7 @@ import type { Metrics } from '../metrics.js';
 import { parseReadings } from '../reading.js';
 import type { StreamActivity } from '../stream-activity.js';
 import type { Writer } from '../writer/writer.js';
+import { answeredStatus } from '../answered-status.js';
 import type { Lifecycle } from '../lifecycle.js';
 import { requireToken } from '../auth.js';
 import { createRateLimit } from '../rate-limit.js';
@@ -54,16 +55,17 @@ export function createIngestRouter(deps: IngestDeps): Router {
     if (!streams.has(stream)) return next();
     res.locals.stream = stream;
     res.locals.route = `/${stream}`;
-    res.on('finish', () => {
+    res.once('close', () => {
       const rows = (res.locals.rows as number | undefined) ?? 0;
-      if (res.statusCode < 300) metrics.ingestAccepted(stream, rows);
-      else metrics.ingestRejected(stream, String(res.locals.errorCode ?? 'error').toLowerCase());
+      const status = answeredStatus(res);
+      if (status < 300) metrics.ingestAccepted(stream, rows);
+      else metrics.ingestRejected(stream, String(res.locals.errorCode ?? (status === 499 ? 'client_closed' : 'error')).toLowerCase());
       history.record({
         time: new Date(now()).toISOString(),
         stream,
         ip: req.ip ?? '',
-        status: res.statusCode,
-        rows: res.statusCode < 300 ? rows : 0,
+        status,
+        rows: status < 300 ? rows : 0,
         payload: (res.locals.payload as string | undefined) ?? '',
       });
     });
@@ -85,6 +87,13 @@ export function createIngestRouter(deps: IngestDeps): Router {
     const body = await readRawBody(req, res);
     res.locals.payload = payloadText(body.toString('utf8', 0, PAYLOAD_MAX_CHARS * 4));
     const readings = parseReadings(parseJson(body), config);
+    if (readings.length > writer.capacity) {
+      // It could never fit, so a 503 "retry later" would be a lie.
+      throw new PayloadTooLargeError(
+        `the request has ${readings.length} readings, more than the write queue holds (WRITE_QUEUE_MAXSIZE ${writer.capacity})`,
+        'BATCH_TOO_LARGE',
+      );
+    }
     const durable = wantsDurableAck(req, config.ackMode);
 
     const receivedAt = now();
@@ -111,6 +120,10 @@ export function createIngestRouter(deps: IngestDeps): Router {
 
   /** Reads the body within MAX_REQUEST_BYTES; body-parser refuses a too-long Content-Length before reading. */
   async function readRawBody(req: Request, res: express.Response): Promise<Buffer> {
+    // body-parser limits the decoded size; SPEC section 9 limits the compressed size too.
+    if (Number(req.headers['content-length'] ?? 0) > config.maxRequestBytes) {
+      throw new PayloadTooLargeError(`the body is larger than MAX_REQUEST_BYTES (${config.maxRequestBytes} bytes)`);
+    }
     await new Promise<void>((resolve, reject) => {
       readBody(req, res, (error?: unknown) => (error === undefined ? resolve() : reject(translateBodyError(error))));
     });

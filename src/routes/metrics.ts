@@ -5,6 +5,7 @@
 import { Router } from 'express';
 import { requireToken } from '../auth.js';
 import type { Metrics } from '../metrics.js';
+import { refuseOtherMethods } from './other-methods.js';
 
 export function createMetricsRouter(metrics: Metrics, readToken: string | undefined): Router {
   const router = Router();
@@ -17,5 +18,6 @@ export function createMetricsRouter(metrics: Metrics, readToken: string | undefi
     }
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
+  refuseOtherMethods(router, ['/metrics']);
   return router;
 }

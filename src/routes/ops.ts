@@ -6,6 +6,7 @@ import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { Router } from 'express';
 import type { Writer } from '../writer/writer.js';
+import { refuseOtherMethods } from './other-methods.js';
 
 export interface OpsDeps {
   readonly version: string;
@@ -49,5 +50,6 @@ export function createOpsRouter(deps: OpsDeps): Router {
     res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'error', checks });
   });
 
+  refuseOtherMethods(router, ['/healthz', '/livez', '/readyz']);
   return router;
 }

@@ -41,7 +41,9 @@ export interface StartupRepair {
  */
 export async function repairCurrentFiles(options: StartupRepairOptions): Promise<StartupRepair> {
   const { dataDir, streams, rotate, fs } = options;
-  const names = fs.readdirSync(dataDir).filter((name) => streams.some((stream) => isCurrentFileOf(stream, name, rotate)));
+  // Each stream's current file: with daily rotation, its newest day (only that one was being written).
+  const present = fs.readdirSync(dataDir);
+  const names = streams.flatMap((stream) => present.filter((name) => isCurrentFileOf(stream, name, rotate)).sort().slice(-1));
   const repairs: RepairResult[] = [];
   const boundaries: RowBoundary[] = [];
   for (const name of names.sort()) {

@@ -107,6 +107,8 @@ describe('rejected requests change nothing', () => {
     { what: 'a body over MAX_REQUEST_BYTES', env: { MAX_REQUEST_BYTES: '100' }, send: (app) => request(app).post('/data').send({ a: 'x'.repeat(200) }), status: 413, error: /^the body is larger than MAX_REQUEST_BYTES \(100 bytes\)$/ },
     { what: 'a gzip body that inflates past MAX_REQUEST_BYTES', env: { MAX_REQUEST_BYTES: '1000' }, send: (app) => request(app).post('/data').set('content-type', 'application/json').set('content-encoding', 'gzip').serialize(rawBody).send(gzipSync(JSON.stringify({ a: 'x'.repeat(5000) }))), status: 413, error: /MAX_REQUEST_BYTES/ },
     { what: 'a batch over MAX_BATCH_ROWS', env: { MAX_BATCH_ROWS: '2' }, send: (app) => request(app).post('/data').send([{ a: 1 }, { a: 2 }, { a: 3 }]), status: 413, error: /^the batch has 3 readings, more than MAX_BATCH_ROWS \(2\)$/ },
+    { what: 'a gzip body whose compressed length is over MAX_REQUEST_BYTES', env: { MAX_REQUEST_BYTES: '50' }, send: (app) => request(app).post('/data').set('content-type', 'application/json').set('content-encoding', 'gzip').serialize(rawBody).send(Buffer.alloc(80, 1)), status: 413, error: /MAX_REQUEST_BYTES \(50 bytes\)/ },
+    { what: 'a batch larger than the whole queue', env: { WRITE_QUEUE_MAXSIZE: '2' }, send: (app) => request(app).post('/data').send([{ a: 1 }, { a: 2 }, { a: 3 }]), status: 413, error: /^the request has 3 readings, more than the write queue holds \(WRITE_QUEUE_MAXSIZE 2\)$/ },
     { what: 'a missing Content-Type', send: (app) => request(app).post('/data').send(Buffer.from('{"a":1}')).unset('content-type'), status: 415, error: /^Content-Type is missing; send application\/json$/ },
     { what: 'a text Content-Type', send: (app) => request(app).post('/data').set('content-type', 'text/plain').send('{"a":1}'), status: 415, error: /^Content-Type 'text\/plain' is not supported/ },
     { what: 'an unknown Content-Encoding', send: (app) => request(app).post('/data').set('content-type', 'application/json').set('content-encoding', 'zstd-x').send('{"a":1}'), status: 415, error: /Content-Encoding|encoding/ },
@@ -224,6 +226,17 @@ describe('health', () => {
     expect(full.body.status).toBe('error');
     expect(full.body.checks.queue).toEqual({ ok: false, length: 1, max: 1 });
     runner.release();
+  });
+
+  it('other methods on the fixed paths get 405 with Allow: GET, HEAD', async () => {
+    const { app } = world();
+    for (const path of ['/healthz', '/livez', '/readyz', '/metrics', '/history', '/history/json']) {
+      const res = await request(app).post(path).send({ a: 1 });
+      expect(res.status).toBe(405);
+      expect(res.headers.allow).toBe('GET, HEAD');
+      expect(res.body.code).toBe('METHOD_NOT_ALLOWED');
+    }
+    expect((await request(app).head('/healthz')).status).toBe(200);
   });
 
   it('unknown paths get a JSON 404', async () => {

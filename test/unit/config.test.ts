@@ -98,6 +98,10 @@ describe('loadConfig', () => {
     });
   });
 
+  it('takes seconds with an exponent', () => {
+    expect(loadConfig({ SHUTDOWN_TIMEOUT_SEC: '1e1', WRITE_BACKOFF_BASE_SEC: '5e-2' })).toMatchObject({ shutdownTimeoutSec: 10, writeBackoffBaseSec: 0.05 });
+  });
+
   it('treats an empty value as unset', () => {
     expect(loadConfig({ PORT: '', ACK_MODE: '  ', INGEST_TOKEN: '' }).port).toBe(8888);
     expect(loadConfig({ INGEST_TOKEN: '' }).ingestToken).toBeUndefined();
@@ -109,6 +113,7 @@ describe('loadConfig', () => {
     ['2', 2],
     ['127.0.0.1', '127.0.0.1'],
     ['uniquelocal,::1/128', 'uniquelocal,::1/128'],
+    ['10.0.0.0/255.0.0.0', '10.0.0.0/255.0.0.0'],
   ])('TRUST_PROXY=%s', (value, expected) => {
     expect(loadConfig({ TRUST_PROXY: value }).trustProxy).toEqual(expected);
   });

@@ -69,6 +69,7 @@ describe('repairCurrentFiles', () => {
     put('data.csv', 'received_at,a\n1,"x');
     put('data.20261101T000000Z.csv', 'received_at,a\n1,"x');
     put('data2-2026-11-22.csv', 'received_at,a\n1,2');
+    put('data2-2026-11-21.csv', 'received_at,a\n1,"x'); // an older day: not the current file
     put('other.csv', 'received_at,a\n1,"x');
     const none = await repairCurrentFiles({ dataDir: dir.path, streams: ['data', 'data2'], rotate: 'none', fs: nodeFs, lock: lockWithProperLockfile, now: () => now });
     expect(none.repairs.map((r) => r.fileName)).toEqual(['data.csv']);
@@ -79,5 +80,6 @@ describe('repairCurrentFiles', () => {
     const daily = await repairCurrentFiles({ dataDir: dir.path, streams: ['data', 'data2'], rotate: 'daily', fs: nodeFs, lock: lockWithProperLockfile, now: () => now });
     expect(daily.repairs.map((r) => r.fileName)).toEqual(['data2-2026-11-22.csv']);
     expect(text('data2-2026-11-22.csv')).toBe('received_at,a\n');
+    expect(text('data2-2026-11-21.csv')).toBe('received_at,a\n1,"x');
   });
 });
