@@ -14,7 +14,10 @@ import type { Metrics } from './metrics.js';
 import { createHistoryRouter } from './routes/history.js';
 import { createMetricsRouter } from './routes/metrics.js';
 import type { StreamActivity } from './stream-activity.js';
+import type { IdempotencyStore } from './idempotency.js';
 import { createIngestRouter } from './routes/ingest.js';
+import { createIngestPipeline } from './routes/ingest-pipeline.js';
+import { createLineProtocolRouter } from './routes/line-protocol.js';
 import { createOpsRouter } from './routes/ops.js';
 import type { Writer } from './writer/writer.js';
 
@@ -25,6 +28,7 @@ export interface AppDeps {
   readonly metrics: Metrics;
   readonly history: History;
   readonly activity: StreamActivity;
+  readonly idempotency: IdempotencyStore;
   readonly lifecycle: Lifecycle;
   readonly version: string;
   readonly now?: () => number;
@@ -49,7 +53,9 @@ export function createApp(deps: AppDeps): Express {
   );
   app.use(createMetricsRouter(metrics, config.readToken));
   app.use(createHistoryRouter({ history, activity, historyMax: config.historyMax, readToken: config.readToken, now }));
-  app.use(createIngestRouter({ config, writer, lifecycle, metrics, history, activity, now }));
+  const pipeline = createIngestPipeline({ config, writer, lifecycle, metrics, history, activity, idempotency: deps.idempotency, now });
+  app.use(createLineProtocolRouter(pipeline, config.maxBatchRows, now));
+  app.use(createIngestRouter(pipeline, config, now));
   app.use((req) => {
     throw new NotFoundError(`no route for ${req.method} ${req.path}`);
   });

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { createApp } from './app.js';
 import { createHistory } from './history.js';
+import { createIdempotencyStore } from './idempotency.js';
 import type { Lifecycle } from './lifecycle.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
@@ -96,7 +97,8 @@ async function main(): Promise<void> {
   const writer = createWriter({ config, runner: createThreadRunner({ boundaries }), logger, events: metrics.writerEvents });
   const monitor = createMonitor({ config, logger, activity, queueLength, now: Date.now });
   const lifecycle: Lifecycle = { closing: false };
-  const app = createApp({ config, logger, writer, metrics, history, activity, lifecycle, version, startedAt });
+  const idempotency = createIdempotencyStore({ windowSec: config.idempotencyWindowSec, maxKeys: config.idempotencyMaxKeys, now: Date.now });
+  const app = createApp({ config, logger, writer, metrics, history, activity, idempotency, lifecycle, version, startedAt });
   const server = createServer(app);
   // Slow senders: a request must arrive whole within 30 s, its headers within 10 s
   // (Node's defaults, 300 s and 60 s, let a slow-loris hold sockets for long on a Pi).

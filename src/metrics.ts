@@ -27,6 +27,8 @@ export interface Metrics {
   observeRequest(method: string, route: string, status: number, seconds: number): void;
   ingestAccepted(stream: string, rows: number): void;
   ingestRejected(stream: string, reason: string): void;
+  /** A request replayed for a repeated Idempotency-Key: nothing stored. */
+  ingestDuplicate(stream: string): void;
   readonly writerEvents: WriterEvents;
   /** The Flask10X-style JSON view (`/metrics?format=json`). */
   jsonView(): Promise<Record<string, unknown>>;
@@ -65,6 +67,12 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     name: 'ingest_rejected_total',
     help: 'Ingest requests refused, by stream and reason.',
     labelNames: ['stream', 'reason'] as const,
+    registers,
+  });
+  const ingestDuplicates = new Counter({
+    name: 'ingest_duplicates_total',
+    help: 'Requests answered from an earlier one with the same Idempotency-Key, storing nothing, by stream.',
+    labelNames: ['stream'] as const,
     registers,
   });
   new Gauge({
@@ -137,6 +145,9 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     },
     ingestRejected(stream, reason) {
       ingestRejected.inc({ stream, reason });
+    },
+    ingestDuplicate(stream) {
+      ingestDuplicates.inc({ stream });
     },
     writerEvents: {
       fileWritten(outcome) {

@@ -48,41 +48,55 @@ export function parseReadings(body: unknown, limits: ReadingLimits): Reading[] {
   return [flattenReading(body, '')];
 }
 
+/**
+ * Collects one reading's columns in first-seen order, enforcing the key
+ * rules: `where` prefixes error messages (`item 3: `, `line 7: `).
+ */
+export class ReadingBuilder {
+  private readonly columns: string[] = [];
+  private readonly cells: string[] = [];
+  // Keyed by the guarded name: `=x` and `'=x` would share one CSV column.
+  private readonly seen = new Map<string, string>();
+
+  constructor(private readonly where: string) {}
+
+  add(name: string, cell: string): void {
+    if (name === '') throw new BadRequestError(`${this.where}a key is empty`, 'BAD_KEY');
+    checkKey(name, this.where);
+    const column = guardCell(name);
+    const earlier = this.seen.get(column);
+    if (earlier !== undefined) {
+      throw new BadRequestError(`${this.where}keys '${earlier}' and '${name}' land on the same column`, 'DUPLICATE_KEY');
+    }
+    this.seen.set(column, name);
+    if (this.columns.length === MAX_COLUMNS) {
+      throw new BadRequestError(`${this.where}the reading has more than ${MAX_COLUMNS} columns`, 'TOO_MANY_COLUMNS');
+    }
+    this.columns.push(name);
+    this.cells.push(cell);
+  }
+
+  build(): Reading {
+    return { columns: this.columns, cells: this.cells };
+  }
+}
+
 /** Flattens nested objects with `.`; arrays become their JSON text. */
 export function flattenReading(object: Record<string, unknown>, where: string): Reading {
-  const columns: string[] = [];
-  const cells: string[] = [];
-  // Keyed by the guarded name: `=x` and `'=x` would share one CSV column.
-  const seen = new Map<string, string>();
-
+  const reading = new ReadingBuilder(where);
   const visit = (node: Record<string, unknown>, prefix: string, depth: number): void => {
     if (depth > MAX_DEPTH) {
       throw new BadRequestError(`${where}key '${prefix.slice(0, -1)}' nests deeper than ${MAX_DEPTH} levels`, 'TOO_DEEP');
     }
     for (const key of Object.keys(node)) {
       if (key === '') throw new BadRequestError(`${where}a key is empty${prefix ? ` under '${prefix.slice(0, -1)}'` : ''}`, 'BAD_KEY');
-      const name = prefix + key;
       const value = node[key];
-      if (isPlainObject(value)) {
-        visit(value, `${name}.`, depth + 1);
-        continue;
-      }
-      checkKey(name, where);
-      const column = guardCell(name);
-      const earlier = seen.get(column);
-      if (earlier !== undefined) {
-        throw new BadRequestError(`${where}keys '${earlier}' and '${name}' land on the same column`, 'DUPLICATE_KEY');
-      }
-      seen.set(column, name);
-      if (columns.length === MAX_COLUMNS) {
-        throw new BadRequestError(`${where}the reading has more than ${MAX_COLUMNS} columns`, 'TOO_MANY_COLUMNS');
-      }
-      columns.push(name);
-      cells.push(cellText(value));
+      if (isPlainObject(value)) visit(value, `${prefix + key}.`, depth + 1);
+      else reading.add(prefix + key, cellText(value));
     }
   };
   visit(object, '', 1);
-  return { columns, cells };
+  return reading.build();
 }
 
 /** SPEC section 9: null is empty, booleans true/false, numbers as JavaScript prints them. */

@@ -14,6 +14,7 @@ import { Registry } from 'prom-client';
 import { createApp } from '../src/app.js';
 import { type Config, loadConfig } from '../src/config.js';
 import { createHistory } from '../src/history.js';
+import { createIdempotencyStore } from '../src/idempotency.js';
 import type { Lifecycle } from '../src/lifecycle.js';
 import { createMetrics } from '../src/metrics.js';
 import { createStreamActivity } from '../src/stream-activity.js';
@@ -196,8 +197,9 @@ export function buildWorld(dataDir: string, { env = {}, runner = createInlineRun
   const metrics = createMetrics({ registry: new Registry(), config, activity, queueLength, defaultMetrics: false });
   writer = createWriter({ config, runner, logger, events: metrics.writerEvents });
   const lifecycle: Lifecycle = { closing: false };
-  const app = createApp({ config, logger, writer, metrics, history, activity, lifecycle, version: '9.9.9', now });
-  return { app, writer, metrics, history, activity, lines, lifecycle, config, logger, queueLength };
+  const idempotency = createIdempotencyStore({ windowSec: config.idempotencyWindowSec, maxKeys: config.idempotencyMaxKeys, now });
+  const app = createApp({ config, logger, writer, metrics, history, activity, idempotency, lifecycle, version: '9.9.9', now });
+  return { app, writer, metrics, history, activity, idempotency, lines, lifecycle, config, logger, queueLength };
 }
 
 /** A runner that holds every batch until released: the queue fills as a stalled disk would fill it. */

@@ -1,0 +1,13 @@
+/** `application/json`: one object, or an array of objects (SPEC section 3). */
+import { BadRequestError } from '../errors.js';
+import { type Reading, type ReadingLimits, parseReadings } from '../reading.js';
+
+export function parseJsonBody(text: string, limits: ReadingLimits): Reading[] {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (error) {
+    throw new BadRequestError(`the body is not valid JSON: ${(error as Error).message}`, 'BAD_JSON', { cause: error });
+  }
+  return parseReadings(body, limits);
+}

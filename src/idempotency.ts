@@ -1,0 +1,100 @@
+/**
+ * Retries without duplicates (SPEC sections 8 and 9): a request carrying
+ * `Idempotency-Key` (or `X-Request-Id`) whose key was already accepted on
+ * that stream within IDEMPOTENCY_WINDOW_SEC gets the first answer again and
+ * stores nothing. The key alone decides; the body is not compared.
+ *
+ * A key is claimed when its first request starts, so concurrent repeats wait
+ * for that request's answer instead of racing it. It is kept only if that
+ * request's rows were queued; otherwise it is released and a waiting repeat
+ * is handled as a new request. At most IDEMPOTENCY_MAX_KEYS keys are kept,
+ * the oldest forgotten first. Memory only: the window does not survive a restart.
+ */
+
+/** What the first request was answered, to replay. */
+export interface RecordedAnswer {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+/** A key's first request, as a repeat sees it. */
+export interface FirstRequest {
+  /** Settles once the first request has been answered (or has failed). */
+  readonly answered: Promise<void>;
+  /** Whether its rows were queued: the key counts as accepted. */
+  readonly accepted: boolean;
+  /** Its answer, when that was a success (2xx). */
+  readonly answer?: RecordedAnswer;
+  /** Settles once its rows are fsynced (set when accepted). */
+  readonly stored?: Promise<void>;
+  readonly rows?: number;
+}
+
+/** The first request holding a key: it reports what became of it. */
+export interface KeyClaim {
+  /** Its rows are on the queue; `stored` settles at their fsync. */
+  accepted(rows: number, stored: Promise<void>): void;
+  /** It was answered (call once, whatever the answer). */
+  answered(answer: RecordedAnswer): void;
+}
+
+export type Claim = { readonly first: true; readonly claim: KeyClaim } | { readonly first: false; readonly earlier: FirstRequest };
+
+export interface IdempotencyStore {
+  claim(stream: string, key: string): Claim;
+  readonly size: number;
+}
+
+interface Entry {
+  expiresAt: number;
+  answered: Promise<void>;
+  accepted: boolean;
+  answer?: RecordedAnswer;
+  stored?: Promise<void>;
+  rows?: number;
+}
+
+export interface IdempotencyOptions {
+  readonly windowSec: number;
+  readonly maxKeys: number;
+  readonly now: () => number;
+}
+
+export function createIdempotencyStore({ windowSec, maxKeys, now }: IdempotencyOptions): IdempotencyStore {
+  const entries = new Map<string, Entry>();
+
+  return {
+    claim(stream, key) {
+      const id = `${stream}\u0000${key}`;
+      const existing = entries.get(id);
+      if (existing !== undefined && existing.expiresAt > now()) return { first: false, earlier: existing };
+      entries.delete(id);
+
+      let settle!: () => void;
+      const entry: Entry = { expiresAt: now() + windowSec * 1000, answered: new Promise<void>((resolve) => (settle = resolve)), accepted: false };
+      entries.set(id, entry);
+      if (entries.size > maxKeys) entries.delete(entries.keys().next().value as string);
+      return {
+        first: true,
+        claim: {
+          accepted(rows, stored) {
+            entry.accepted = true;
+            entry.rows = rows;
+            entry.stored = stored;
+          },
+          answered(answer) {
+            if (!entry.accepted) {
+              if (entries.get(id) === entry) entries.delete(id);
+            } else if (answer.status >= 200 && answer.status < 300) {
+              entry.answer = answer;
+            }
+            settle();
+          },
+        },
+      };
+    },
+    get size() {
+      return entries.size;
+    },
+  };
+}
