@@ -227,10 +227,15 @@ export function createWriter(deps: WriterDeps): Writer {
     });
   }
 
+  /**
+   * SPEC sections 8 and 9: queue depth over the measured drain rate, 1 to 60 s;
+   * at least WRITE_BACKOFF_MAX_SEC while a file is failing, since nothing drains then.
+   */
   function retryAfterSec(): number {
-    const nothingDrains = failing.size > 0 || drainRowsPerSec === 0;
-    if (nothingDrains) return Math.max(1, Math.ceil(config.writeBackoffMaxSec));
-    return Math.min(60, Math.max(1, Math.ceil(queue.length / drainRowsPerSec)));
+    const backoffMax = Math.max(1, Math.ceil(config.writeBackoffMaxSec));
+    if (drainRowsPerSec === 0) return backoffMax; // nothing measured yet
+    const seconds = Math.min(60, Math.max(1, Math.ceil(queue.length / drainRowsPerSec)));
+    return failing.size > 0 ? Math.max(seconds, backoffMax) : seconds;
   }
 
   return {

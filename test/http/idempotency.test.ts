@@ -1,0 +1,156 @@
+import { join } from 'node:path';
+import request from 'supertest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createIdempotencyStore } from '../../src/idempotency.js';
+import { type BatchRunner, createInlineRunner } from '../../src/writer/runners.js';
+import type { Writer } from '../../src/writer/writer.js';
+import { type WorldOptions, buildWorld, heldRunner, readCsv, tempDir } from '../helpers.js';
+
+let dir: ReturnType<typeof tempDir>;
+let writer: Writer;
+beforeEach(() => {
+  dir = tempDir();
+});
+afterEach(async () => {
+  await writer?.close();
+  dir.cleanup();
+});
+
+function world(options: WorldOptions = {}) {
+  const built = buildWorld(dir.path, options);
+  writer = built.writer;
+  return built;
+}
+
+const rows = (name = 'data.csv') => readCsv(join(dir.path, name)).slice(1);
+
+describe('Idempotency-Key', () => {
+  it('five concurrent retries of one key store one row; the other four are replays', async () => {
+    const { app } = world();
+    const send = () => request(app).post('/data?ack=durable').set('idempotency-key', 'k-1').send({ seq: 1 });
+    const answers = await Promise.all([send(), send(), send(), send(), send()]);
+    expect(answers.map((a) => a.status)).toEqual([201, 201, 201, 201, 201]);
+    expect(answers.map((a) => a.body)).toEqual(Array(5).fill({ status: 'stored', rows: 1 }));
+    expect(answers.filter((a) => a.headers['idempotent-replayed'] === 'true')).toHaveLength(4);
+    expect(rows()).toHaveLength(1);
+
+    const metrics = (await request(app).get('/metrics')).text;
+    expect(metrics).toContain('ingest_duplicates_total{stream="data"} 4');
+    expect(metrics).toContain('ingest_rows_total{stream="data"} 1');
+    const history = (await request(app).get('/history/json')).body.entries;
+    expect(history.filter((e: { replayed?: boolean }) => e.replayed === true)).toHaveLength(4);
+  });
+
+  it('is per stream: the same key on another stream is not a duplicate; X-Request-Id works too', async () => {
+    const { app } = world();
+    await request(app).post('/data').set('x-request-id', 'same').send({ a: 1 }).expect(202);
+    const other = await request(app).post('/data2').set('x-request-id', 'same').send({ a: 2 });
+    expect(other.status).toBe(202);
+    expect(other.headers['idempotent-replayed']).toBeUndefined();
+    const again = await request(app).post('/data').set('x-request-id', 'same').send({ a: 3 });
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.body).toEqual({ status: 'queued', rows: 1 });
+    await writer.drain(5_000);
+    expect(rows().map((r) => r[1])).toEqual(['1']);
+    expect(rows('data2.csv').map((r) => r[1])).toEqual(['2']);
+  });
+
+  it('the key alone decides: a different body with a used key is replayed, not stored; a refused first try does not use the key', async () => {
+    const { app } = world();
+    await request(app).post('/data').set('idempotency-key', 'k').set('content-type', 'application/json').send('{bad').expect(400);
+    await request(app).post('/data').set('idempotency-key', 'k').send({ a: 1 }).expect(202);
+    const replay = await request(app).post('/data').set('idempotency-key', 'k').send({ a: 'different' });
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    await writer.drain(5_000);
+    expect(rows().map((r) => r[1])).toEqual(['1']);
+  });
+
+  it('works for line protocol: the replay is a 204 too', async () => {
+    const { app } = world();
+    await request(app).post('/write?db=data').set('idempotency-key', 'lp').send('m v=1').expect(204);
+    const replay = await request(app).post('/write?db=data').set('idempotency-key', 'lp').send('m v=1');
+    expect(replay.status).toBe(204);
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    await writer.drain(5_000);
+    expect(rows()).toHaveLength(1);
+  });
+
+  it('after a durable ack timed out, a retry with the key waits for the same rows instead of storing them again', async () => {
+    const runner = heldRunner();
+    const { app } = world({ env: { DURABLE_ACK_TIMEOUT_SEC: '0.2' }, runner });
+    const first = await request(app).post('/data?ack=durable').set('idempotency-key', 'slow').send({ a: 1 });
+    expect(first.status).toBe(503);
+    const retry = request(app).post('/data?ack=durable').set('idempotency-key', 'slow').send({ a: 1 });
+    runner.release();
+    const answer = await retry;
+    expect(answer.status).toBe(201);
+    expect(answer.headers['idempotent-replayed']).toBe('true');
+    expect(rows()).toHaveLength(1);
+  });
+});
+
+describe('the idempotency store', () => {
+  it('forgets keys after the window and the oldest past IDEMPOTENCY_MAX_KEYS', () => {
+    let now = 0;
+    const store = createIdempotencyStore({ windowSec: 10, maxKeys: 2, now: () => now });
+    const accept = (key: string) => {
+      const claim = store.claim('s', key);
+      if (!claim.first) throw new Error(`${key} was not new`);
+      claim.claim.accepted(1, Promise.resolve());
+      claim.claim.answered({ status: 202, body: {} });
+    };
+    accept('a');
+    expect(store.claim('s', 'a').first).toBe(false);
+    expect(store.claim('t', 'a').first).toBe(true); // another stream: its own key
+    now = 10_001;
+    const fresh = store.claim('s', 'a');
+    expect(fresh.first).toBe(true); // expired: a new request
+    if (fresh.first) fresh.claim.answered({ status: 400, body: {} }); // refused: the key is released
+    accept('b');
+    accept('c');
+    accept('d');
+    expect(store.size).toBe(2);
+    expect(store.claim('s', 'd').first).toBe(false);
+    expect(store.claim('s', 'c').first).toBe(false);
+    expect(store.claim('s', 'b').first).toBe(true); // the oldest, forgotten
+  });
+});
+
+describe('Retry-After', () => {
+  it('grows with the backlog: queue depth over the measured drain rate', async () => {
+    // A slow disk (each commit takes 50 ms) measures the drain rate; then the writer is held.
+    const inline = createInlineRunner();
+    let commitDelayMs = 50;
+    let gate: Promise<void> | undefined;
+    let open = () => {};
+    const runner: BatchRunner = {
+      ...inline,
+      run: async (task) => {
+        await new Promise((resolve) => setTimeout(resolve, commitDelayMs));
+        await gate;
+        return inline.run(task);
+      },
+    };
+    const { app } = world({ env: { WRITE_QUEUE_MAXSIZE: '1000', MAX_BATCH_ROWS: '1000' }, runner });
+    for (let i = 0; i < 5; i++) await request(app).post('/data?ack=durable').send({ warm: i }).expect(201);
+    gate = new Promise((resolve) => (open = resolve));
+    commitDelayMs = 0;
+
+    const batch = (n: number) => Array.from({ length: n }, (_, i) => ({ i }));
+    const retryAfterAt = async (depth: number) => {
+      while (writer.length < depth) await request(app).post('/data').send(batch(Math.min(100, depth - writer.length))).expect(202);
+      const refused = await request(app).post('/data').send(batch(1000 - depth + 1)); // one row more than fits
+      expect(refused.status).toBe(503);
+      return Number(refused.headers['retry-after']);
+    };
+    const shallow = await retryAfterAt(20);
+    const middle = await retryAfterAt(300);
+    const deep = await retryAfterAt(900);
+    expect(shallow).toBeGreaterThanOrEqual(1);
+    expect(middle).toBeGreaterThan(shallow);
+    expect(deep).toBeGreaterThan(middle);
+    expect(deep).toBeLessThanOrEqual(60);
+    open();
+    expect(await writer.drain(10_000)).toBe(0);
+  });
+});
