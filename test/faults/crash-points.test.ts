@@ -79,7 +79,8 @@ describe('crash points', () => {
       // The next start repairs whatever the kill cut; check the file as that restart leaves it.
       server = await startServer(env);
       const records = readCsv(join(env.DATA_DIR, 'data.csv')); // strict: throws on a torn or ragged row
-      expect(records[0]).toEqual(['received_at', 'id', 'text']);
+      // A kill before the first commit leaves no file yet; otherwise one header, first.
+      if (records.length > 0) expect(records[0]).toEqual(['received_at', 'id', 'text']);
       const ids = records.slice(1).map((r) => r[1] as string);
       const found = new Set(ids);
       const missing = [...acked].filter((id) => !found.has(id));
