@@ -26,7 +26,9 @@ module.exports = {
       instances: 1,
       // PM2 sends SIGINT (the server drains on it as on SIGTERM), then waits this long.
       kill_timeout: (SHUTDOWN_TIMEOUT_SEC + 5) * 1000,
-      // The server answers once repair and the writer are up; PM2 waits for the port.
+      // The server sends 'ready' once repair is done, the writer is up and the
+      // port is open; a reload waits for it (at most listen_timeout).
+      wait_ready: true,
       listen_timeout: 30_000,
       autorestart: true,
       restart_delay: 2_000,

@@ -37,7 +37,8 @@ fi
 GROUP="$(id -gn "$SERVICE_USER")"
 
 say "building in $SOURCE"
-(cd "$SOURCE" && npm ci --no-audit --no-fund && npm run build)
+# --include=dev: the build needs TypeScript even under NODE_ENV=production or omit=dev.
+(cd "$SOURCE" && npm ci --include=dev --no-audit --no-fund && npm run build)
 
 say "installing the app in $APP_DIR"
 install -d -m 0755 "$APP_DIR"

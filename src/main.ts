@@ -105,6 +105,8 @@ async function main(): Promise<void> {
   server.requestTimeout = REQUEST_TIMEOUT_MS;
   server.headersTimeout = HEADERS_TIMEOUT_MS;
   await listen(server, config);
+  // Under PM2 (wait_ready), this tells it the server is serving.
+  process.send?.('ready');
   const address = server.address();
   logger.info(
     { version, port: typeof address === 'object' && address !== null ? address.port : config.port, config: redactConfig(config) },

@@ -2,8 +2,8 @@
  * deploy/install.sh (SPEC section 7), run for real twice under a temp ROOT
  * with SYSTEMCTL=true and SERVICE_USER=root: the built app with production
  * dependencies only, the directories and settings file with tight modes, the
- * unit with this machine's node, and a second run (an upgrade) that keeps
- * the operator's settings.
+ * unit with this machine's node, a second run (an upgrade) that keeps the
+ * operator's settings, and a run from a shell with NODE_ENV=production.
  *
  * install.sh runs `npm ci` in its own checkout, which would rewrite this
  * checkout's node_modules under the other tests, so it runs from a copy of
