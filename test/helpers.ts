@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { pino, type Logger } from 'pino';
+import { afterEach, beforeEach } from 'vitest';
 import { Registry } from 'prom-client';
 import { createApp } from '../src/app.js';
 import { type Config, loadConfig } from '../src/config.js';
@@ -208,4 +209,37 @@ export function heldRunner(): BatchRunner & { release: () => void } {
   let open!: () => void;
   const gate = new Promise<void>((resolve) => (open = resolve));
   return { ...inline, run: async (task): Promise<BatchResult> => (await gate, inline.run(task)), release: () => open() };
+}
+
+export type World = ReturnType<typeof buildWorld>;
+
+/**
+ * For a test file of app tests: a fresh temp dir per test, worlds built in
+ * it, and every writer closed and the dir removed after each test.
+ */
+export function setUpWorlds(): { readonly dir: string; readonly writer: Writer; world(options?: WorldOptions): World } {
+  let dir: ReturnType<typeof tempDir> | undefined;
+  const built: World[] = [];
+  beforeEach(() => {
+    dir = tempDir();
+  });
+  afterEach(async () => {
+    for (const { writer } of built.splice(0)) await writer.close();
+    dir?.cleanup();
+  });
+  return {
+    get dir() {
+      return (dir as ReturnType<typeof tempDir>).path;
+    },
+    get writer() {
+      const last = built.at(-1);
+      if (last === undefined) throw new Error('no world built in this test yet');
+      return last.writer;
+    },
+    world(options = {}) {
+      const world = buildWorld((dir as ReturnType<typeof tempDir>).path, options);
+      built.push(world);
+      return world;
+    },
+  };
 }

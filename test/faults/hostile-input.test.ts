@@ -10,25 +10,11 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import request from 'supertest';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Writer } from '../../src/writer/writer.js';
-import { type WorldOptions, buildWorld, readCsv, tempDir } from '../helpers.js';
+import { describe, expect, it } from 'vitest';
+import { readCsv, setUpWorlds } from '../helpers.js';
 
-let dir: ReturnType<typeof tempDir>;
-let writer: Writer;
-beforeEach(() => {
-  dir = tempDir();
-});
-afterEach(async () => {
-  await writer?.close();
-  dir.cleanup();
-});
-
-function world(options: WorldOptions = {}) {
-  const built = buildWorld(dir.path, options);
-  writer = built.writer;
-  return built;
-}
+const worlds = setUpWorlds();
+const { world } = worlds;
 
 const rawBody = (body: Buffer | string) => body as unknown as string;
 const post = (app: ReturnType<typeof world>['app'], body: Buffer | string) =>
@@ -37,8 +23,8 @@ const post = (app: ReturnType<typeof world>['app'], body: Buffer | string) =>
 /** Every CSV file in the data dir parses strictly: one header, every row as wide as it. */
 function expectWellFormedFiles(): number {
   let rows = 0;
-  for (const name of readdirSync(dir.path).filter((n) => n.endsWith('.csv'))) {
-    const records = readCsv(join(dir.path, name)); // csv-parse throws on a bad quote or a ragged row
+  for (const name of readdirSync(worlds.dir).filter((n) => n.endsWith('.csv'))) {
+    const records = readCsv(join(worlds.dir, name)); // csv-parse throws on a bad quote or a ragged row
     expect(records[0]?.[0]).toBe('received_at');
     for (const record of records.slice(1)) expect(record[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     rows += records.length - 1;
@@ -59,7 +45,7 @@ describe('hostile input', () => {
       }),
       { numRuns: 300 },
     );
-    await writer.drain(10_000);
+    await worlds.writer.drain(10_000);
     expect(expectWellFormedFiles()).toBe(accepted);
   });
 
@@ -74,7 +60,7 @@ describe('hostile input', () => {
       }),
       { numRuns: 400 },
     );
-    await writer.drain(10_000);
+    await worlds.writer.drain(10_000);
     expect(expectWellFormedFiles()).toBe(accepted);
   });
 
@@ -94,7 +80,7 @@ describe('hostile input', () => {
     const { app } = world();
     const res = await post(app, body);
     expect(res.status).toBe(status);
-    await writer.drain(10_000);
+    await worlds.writer.drain(10_000);
     expectWellFormedFiles();
     expect((await request(app).get('/healthz')).status).toBe(200);
   });
@@ -103,9 +89,9 @@ describe('hostile input', () => {
     const { app } = world();
     const res = await post(app, '{"__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}},"prototype":1}');
     expect(res.status).toBe(202);
-    await writer.drain(10_000);
+    await worlds.writer.drain(10_000);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-    expect(readCsv(join(dir.path, 'data.csv'))).toEqual([
+    expect(readCsv(join(worlds.dir, 'data.csv'))).toEqual([
       ['received_at', '__proto__.polluted', 'constructor.prototype.polluted', 'prototype'],
       [expect.any(String), 'yes', 'yes', '1'],
     ]);
@@ -132,8 +118,8 @@ describe('hostile input', () => {
       });
       expect(ok.status).toBe(201);
       for (const socket of sockets) socket.destroy();
-      await writer.drain(5_000);
-      expect(readCsv(join(dir.path, 'data.csv'))).toEqual([['received_at', 'fast'], [expect.any(String), '1']]);
+      await worlds.writer.drain(5_000);
+      expect(readCsv(join(worlds.dir, 'data.csv'))).toEqual([['received_at', 'fast'], [expect.any(String), '1']]);
     } finally {
       server.closeAllConnections();
       server.close();

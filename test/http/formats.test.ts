@@ -2,29 +2,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import request from 'supertest';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Writer } from '../../src/writer/writer.js';
-import { type WorldOptions, buildWorld, readCsv, tempDir } from '../helpers.js';
+import { describe, expect, it } from 'vitest';
+import { readCsv, setUpWorlds } from '../helpers.js';
 
-let dir: ReturnType<typeof tempDir>;
-let writer: Writer;
-beforeEach(() => {
-  dir = tempDir();
-});
-afterEach(async () => {
-  await writer?.close();
-  dir.cleanup();
-});
-
-function world(options: WorldOptions = {}) {
-  const built = buildWorld(dir.path, options);
-  writer = built.writer;
-  return built;
-}
+const worlds = setUpWorlds();
+const { world } = worlds;
 
 const rawBody = (body: Buffer | string) => body as unknown as string;
-const csv = (name = 'data.csv') => readCsv(join(dir.path, name));
-const bytes = (name = 'data.csv') => (existsSync(join(dir.path, name)) ? readFileSync(join(dir.path, name), 'utf8') : null);
+const csv = (name = 'data.csv') => readCsv(join(worlds.dir, name));
+const bytes = (name = 'data.csv') => (existsSync(join(worlds.dir, name)) ? readFileSync(join(worlds.dir, name), 'utf8') : null);
 const ISO_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 describe('form bodies', () => {
@@ -45,7 +31,7 @@ describe('form bodies', () => {
     const res = await request(app).post('/data').type('form').send(body);
     expect(res.status).toBe(400);
     expect(res.body.error).toMatch(error);
-    await writer.drain(5_000);
+    await worlds.writer.drain(5_000);
     expect(bytes()).toBeNull();
   });
 });
@@ -72,7 +58,7 @@ describe('NDJSON bodies', () => {
     const res = await request(app).post('/data').set('content-type', 'application/x-ndjson').send(body);
     expect(res.status).toBe(400);
     expect(res.body.error).toMatch(error);
-    await writer.drain(5_000);
+    await worlds.writer.drain(5_000);
     expect(bytes()).toBeNull();
   });
 
@@ -130,7 +116,7 @@ describe('InfluxDB line protocol', () => {
       .send(gzipSync(TELEGRAF_CPU));
     expect(res.status).toBe(204);
     expect(res.text).toBe('');
-    await writer.drain(5_000);
+    await worlds.writer.drain(5_000);
     const [header, first, second] = csv();
     expect(header).toEqual([
       'received_at', 'measurement', 'cpu', 'host', 'time_active', 'time_guest', 'time_guest_nice', 'time_idle', 'time',
@@ -150,7 +136,7 @@ describe('InfluxDB line protocol', () => {
     ] as const) {
       await request(app).post(`/write?db=data&precision=${precision}`).send(`m,p=${precision} v=1 ${stamp}`).expect(204);
     }
-    await writer.drain(5_000);
+    await worlds.writer.drain(5_000);
     expect(csv().slice(1).map((r) => [r[2], r[4]])).toEqual([
       ['s', '2023-11-14T22:13:20Z'],
       ['ms', '2023-11-14T22:13:20.123Z'],
@@ -169,7 +155,7 @@ describe('InfluxDB line protocol', () => {
     ].join('\n');
     await request(app).post('/api/v2/write?bucket=data').send(body).expect(204);
     now += 1;
-    await writer.drain(5_000);
+    await worlds.writer.drain(5_000);
     expect(csv()).toEqual([
       ['received_at', 'measurement', 'loc', 'room', 'temp', 'count', 'ok', 'bad', 'note', 'f', 'time'],
       ['2026-11-23T12:00:00.005Z', 'weather station', 'us,west', 'a=b', '82', '7', 'true', 'false', 'say "hi", ok', '-1500', '2026-11-23T12:00:00.005Z'],
@@ -192,7 +178,7 @@ describe('InfluxDB line protocol', () => {
     const res = await request(app).post('/api/v2/write?bucket=data').send(`ok v=1\n${badLine}\nok v=2`);
     expect(res.status).toBe(400);
     expect(res.body.error).toBe(`line 2: ${error}`);
-    await writer.drain(5_000);
+    await worlds.writer.drain(5_000);
     expect(bytes()).toBeNull();
   });
 

@@ -1,28 +1,14 @@
 import { join } from 'node:path';
 import request from 'supertest';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createIdempotencyStore } from '../../src/idempotency.js';
 import { type BatchRunner, createInlineRunner } from '../../src/writer/runners.js';
-import type { Writer } from '../../src/writer/writer.js';
-import { type WorldOptions, buildWorld, heldRunner, readCsv, tempDir } from '../helpers.js';
+import { heldRunner, readCsv, setUpWorlds } from '../helpers.js';
 
-let dir: ReturnType<typeof tempDir>;
-let writer: Writer;
-beforeEach(() => {
-  dir = tempDir();
-});
-afterEach(async () => {
-  await writer?.close();
-  dir.cleanup();
-});
+const worlds = setUpWorlds();
+const { world } = worlds;
 
-function world(options: WorldOptions = {}) {
-  const built = buildWorld(dir.path, options);
-  writer = built.writer;
-  return built;
-}
-
-const rows = (name = 'data.csv') => readCsv(join(dir.path, name)).slice(1);
+const rows = (name = 'data.csv') => readCsv(join(worlds.dir, name)).slice(1);
 
 describe('Idempotency-Key', () => {
   it('five concurrent retries of one key store one row; the other four are replays', async () => {
@@ -50,7 +36,7 @@ describe('Idempotency-Key', () => {
     const again = await request(app).post('/data').set('x-request-id', 'same').send({ a: 3 });
     expect(again.headers['idempotent-replayed']).toBe('true');
     expect(again.body).toEqual({ status: 'queued', rows: 1 });
-    await writer.drain(5_000);
+    await worlds.writer.drain(5_000);
     expect(rows().map((r) => r[1])).toEqual(['1']);
     expect(rows('data2.csv').map((r) => r[1])).toEqual(['2']);
   });
@@ -61,7 +47,7 @@ describe('Idempotency-Key', () => {
     await request(app).post('/data').set('idempotency-key', 'k').send({ a: 1 }).expect(202);
     const replay = await request(app).post('/data').set('idempotency-key', 'k').send({ a: 'different' });
     expect(replay.headers['idempotent-replayed']).toBe('true');
-    await writer.drain(5_000);
+    await worlds.writer.drain(5_000);
     expect(rows().map((r) => r[1])).toEqual(['1']);
   });
 
@@ -71,7 +57,7 @@ describe('Idempotency-Key', () => {
     const replay = await request(app).post('/write?db=data').set('idempotency-key', 'lp').send('m v=1');
     expect(replay.status).toBe(204);
     expect(replay.headers['idempotent-replayed']).toBe('true');
-    await writer.drain(5_000);
+    await worlds.writer.drain(5_000);
     expect(rows()).toHaveLength(1);
   });
 
@@ -138,7 +124,7 @@ describe('Retry-After', () => {
 
     const batch = (n: number) => Array.from({ length: n }, (_, i) => ({ i }));
     const retryAfterAt = async (depth: number) => {
-      while (writer.length < depth) await request(app).post('/data').send(batch(Math.min(100, depth - writer.length))).expect(202);
+      while (worlds.writer.length < depth) await request(app).post('/data').send(batch(Math.min(100, depth - worlds.writer.length))).expect(202);
       const refused = await request(app).post('/data').send(batch(1000 - depth + 1)); // one row more than fits
       expect(refused.status).toBe(503);
       return Number(refused.headers['retry-after']);
@@ -151,6 +137,6 @@ describe('Retry-After', () => {
     expect(deep).toBeGreaterThan(middle);
     expect(deep).toBeLessThanOrEqual(60);
     open();
-    expect(await writer.drain(10_000)).toBe(0);
+    expect(await worlds.writer.drain(10_000)).toBe(0);
   });
 });

@@ -2,30 +2,16 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import request from 'supertest';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Writer } from '../../src/writer/writer.js';
-import { type WorldOptions, buildWorld, heldRunner, readCsv, tempDir } from '../helpers.js';
+import { describe, expect, it } from 'vitest';
+import { heldRunner, readCsv, setUpWorlds } from '../helpers.js';
 
-let dir: ReturnType<typeof tempDir>;
-let writer: Writer;
-beforeEach(() => {
-  dir = tempDir();
-});
-afterEach(async () => {
-  await writer?.close();
-  dir.cleanup();
-});
-
-function world(options: WorldOptions = {}) {
-  const built = buildWorld(dir.path, options);
-  writer = built.writer;
-  return built;
-}
+const worlds = setUpWorlds();
+const { world } = worlds;
 
 /** Sends a Buffer as it is (superagent would JSON-encode it). */
 const rawBody = (body: Buffer) => body as unknown as string;
 
-const csvPath = () => join(dir.path, 'data.csv');
+const csvPath = () => join(worlds.dir, 'data.csv');
 const csvBytes = () => (existsSync(csvPath()) ? readFileSync(csvPath(), 'utf8') : null);
 
 describe('POST /<stream>', () => {
@@ -34,7 +20,7 @@ describe('POST /<stream>', () => {
     const res = await request(app).post('/data').send({ t: 21.5, bme: { h: 40 } });
     expect(res.status).toBe(202);
     expect(res.body).toEqual({ status: 'queued', rows: 1 });
-    await writer.drain(5_000);
+    await worlds.writer.drain(5_000);
     expect(readCsv(csvPath())).toEqual([['received_at', 't', 'bme.h'], [expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/), '21.5', '40']]);
   });
 
@@ -59,7 +45,7 @@ describe('POST /<stream>', () => {
       request(app).post('/data').send([{ r: 'a1' }, { r: 'a2' }, { r: 'a3' }]),
       request(app).post('/data').send([{ r: 'b1' }, { r: 'b2' }, { r: 'b3' }]),
     ]);
-    await writer.drain(5_000);
+    await worlds.writer.drain(5_000);
     const cells = readCsv(csvPath()).slice(1).map((row) => row[1]).join(' ');
     expect(['a1 a2 a3 b1 b2 b3', 'b1 b2 b3 a1 a2 a3']).toContain(cells);
   });
@@ -70,8 +56,8 @@ describe('POST /<stream>', () => {
     await request(app).post('/data?ack=durable').send({ a: 'before' });
     now += 200;
     await request(app).post('/data?ack=durable').send({ a: 'after' });
-    expect(readCsv(join(dir.path, 'data-2026-11-23.csv'))).toEqual([['received_at', 'a'], ['2026-11-23T23:59:59.900Z', 'before']]);
-    expect(readCsv(join(dir.path, 'data-2026-11-24.csv'))).toEqual([['received_at', 'a'], ['2026-11-24T00:00:00.100Z', 'after']]);
+    expect(readCsv(join(worlds.dir, 'data-2026-11-23.csv'))).toEqual([['received_at', 'a'], ['2026-11-23T23:59:59.900Z', 'before']]);
+    expect(readCsv(join(worlds.dir, 'data-2026-11-24.csv'))).toEqual([['received_at', 'a'], ['2026-11-24T00:00:00.100Z', 'after']]);
   });
 
   it('archives and widens on a new key, logging a WARN', async () => {
@@ -126,7 +112,7 @@ describe('rejected requests change nothing', () => {
     expect(res.body.error).toMatch(error);
     expect(typeof res.body.code).toBe('string');
     if (header) expect(res.headers[header[0]]).toMatch(header[1]);
-    await writer.drain(5_000);
+    await worlds.writer.drain(5_000);
     expect(csvBytes()).toBe(before);
   });
 
@@ -135,13 +121,13 @@ describe('rejected requests change nothing', () => {
     await request(app).post('/data').send({ a: 1 }).expect(202);
     await request(app).post('/data').send('nope').set('content-type', 'application/json').expect(400);
     await request(app).post('/data').send({ a: 2 }).expect(202);
-    await writer.drain(5_000);
+    await worlds.writer.drain(5_000);
     const before = csvBytes();
     const res = await request(app).post('/data').send({ a: 3 });
     expect(res.status).toBe(429);
     expect(Number(res.headers['retry-after'])).toBeGreaterThanOrEqual(1);
     expect(res.body).toMatchObject({ error: expect.stringMatching(/more than 3 requests a minute/), code: 'RATE_LIMITED' });
-    await writer.drain(5_000);
+    await worlds.writer.drain(5_000);
     expect(csvBytes()).toBe(before);
   });
 
@@ -168,9 +154,9 @@ describe('rejected requests change nothing', () => {
     expect(res.status).toBe(503);
     expect(res.headers['retry-after']).toMatch(/^\d+$/);
     expect(res.body).toEqual({ error: 'the write queue is full (2 of 3 rows); retry later', code: 'QUEUE_FULL' });
-    expect(writer.length).toBe(2);
+    expect(worlds.writer.length).toBe(2);
     runner.release();
-    await writer.drain(5_000);
+    await worlds.writer.drain(5_000);
     expect(readCsv(csvPath()).slice(1).map((r) => r[1])).toEqual(['1', '2']);
   });
 
@@ -182,7 +168,7 @@ describe('rejected requests change nothing', () => {
     expect(res.body.code).toBe('DURABLE_TIMEOUT');
     expect(Number(res.headers['retry-after'])).toBeGreaterThanOrEqual(1);
     runner.release();
-    await writer.drain(5_000);
+    await worlds.writer.drain(5_000);
     expect(readCsv(csvPath())).toHaveLength(2);
   });
 
@@ -216,7 +202,7 @@ describe('health', () => {
       status: 'ok',
       checks: {
         writer: { ok: true, alive: true, stalled: false },
-        data_dir: { ok: true, path: dir.path },
+        data_dir: { ok: true, path: worlds.dir },
         queue: { ok: true, length: 0, max: 1 },
       },
     });

@@ -3,28 +3,14 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as nodeFs from 'node:fs';
 import request from 'supertest';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createInlineRunner } from '../../src/writer/runners.js';
 import { defaultWriteDeps } from '../../src/writer/write-batch.js';
 import type { WriterFs } from '../../src/writer/writer-fs.js';
-import type { Writer } from '../../src/writer/writer.js';
-import { type WorldOptions, buildWorld, tempDir, waitFor } from '../helpers.js';
+import { setUpWorlds, waitFor } from '../helpers.js';
 
-let dir: ReturnType<typeof tempDir>;
-let writer: Writer;
-beforeEach(() => {
-  dir = tempDir();
-});
-afterEach(async () => {
-  await writer?.close();
-  dir.cleanup();
-});
-
-function world(options: WorldOptions = {}) {
-  const built = buildWorld(dir.path, options);
-  writer = built.writer;
-  return built;
-}
+const worlds = setUpWorlds();
+const { world } = worlds;
 
 /** The sample value of `name{labels}` in Prometheus text, or undefined. */
 function sample(text: string, series: string): number | undefined {
@@ -53,7 +39,7 @@ describe('/metrics', () => {
     for (let i = 0; i < 7; i++) await request(app).post('/data').send({ seq: i }).expect(202);
     await request(app).post('/data').send([{ seq: 7 }, { seq: 8 }, { seq: 9 }]).expect(202);
     await request(app).post('/data').set('content-type', 'application/json').send('{oops').expect(400);
-    await writer.drain(5_000);
+    await worlds.writer.drain(5_000);
     const res = await request(app).get('/metrics');
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
@@ -127,7 +113,7 @@ describe('/metrics', () => {
     await request(app).post('/data?ack=durable').send({ a: 1 });
     await request(app).get('/nope');
     const { text } = await request(app).get('/metrics');
-    const file = join(dir.path, 'metrics.txt');
+    const file = join(worlds.dir, 'metrics.txt');
     writeFileSync(file, text);
     // promtool reads the exposition on stdin and exits non-zero on any problem.
     const output = execFileSync('sh', ['-c', `promtool check metrics < ${file}`], { encoding: 'utf8' });
@@ -195,7 +181,7 @@ describe('/readyz follows the writer', () => {
       runner: createInlineRunner({ ...defaultWriteDeps, fs }),
     });
     await request(app).post('/data').send({ a: 1 }).expect(202);
-    await waitFor(() => writer.stalled, 'the writer to stall');
+    await waitFor(() => worlds.writer.stalled, 'the writer to stall');
     const stalled = await request(app).get('/readyz');
     expect(stalled.status).toBe(503);
     expect(stalled.body.checks.writer).toEqual({ ok: false, alive: true, stalled: true });

@@ -1,23 +1,9 @@
 import request from 'supertest';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Writer } from '../../src/writer/writer.js';
-import { type WorldOptions, buildWorld, tempDir } from '../helpers.js';
+import { describe, expect, it } from 'vitest';
+import { setUpWorlds } from '../helpers.js';
 
-let dir: ReturnType<typeof tempDir>;
-let writer: Writer;
-beforeEach(() => {
-  dir = tempDir();
-});
-afterEach(async () => {
-  await writer?.close();
-  dir.cleanup();
-});
-
-function world(options: WorldOptions = {}) {
-  const built = buildWorld(dir.path, options);
-  writer = built.writer;
-  return built;
-}
+const worlds = setUpWorlds();
+const { world } = worlds;
 
 const TOKENS = { INGEST_TOKEN: 'ingest-tok-123', READ_TOKEN: 'read-tok-456' };
 
@@ -85,7 +71,6 @@ describe('rate limit', () => {
     const history = await request(trusting).get('/history/json');
     expect(history.body.entries[0].ip).toBe('192.0.2.2');
 
-    await writer.close();
     const direct = world({ env: { RATE_LIMIT_PER_MIN: '2' } }).app;
     const spoofed = (ip: string) => request(direct).post('/data').set('x-forwarded-for', ip).send({ a: 1 });
     expect((await spoofed('192.0.2.1')).status).toBe(202);
