@@ -15,7 +15,7 @@ import { createHistoryRouter } from './routes/history.js';
 import { createMetricsRouter } from './routes/metrics.js';
 import type { StreamActivity } from './stream-activity.js';
 import type { IdempotencyStore } from './idempotency.js';
-import { createIngestRouter } from './routes/ingest.js';
+import { createIngestRouter, unknownStream } from './routes/ingest.js';
 import { createIngestPipeline } from './routes/ingest-pipeline.js';
 import { createLineProtocolRouter } from './routes/line-protocol.js';
 import { createOpsRouter } from './routes/ops.js';
@@ -41,6 +41,8 @@ export function createApp(deps: AppDeps): Express {
   const log = deps.logger.child({ component: 'http' });
   const app = express();
   app.disable('x-powered-by');
+  // Answers are tiny and never cached: an ETag would cost a SHA-1 per request.
+  app.set('etag', false);
   app.set('trust proxy', config.trustProxy ?? false);
 
   // Security headers on every answer, errors included. The pages have no
@@ -48,14 +50,16 @@ export function createApp(deps: AppDeps): Express {
   app.use(helmet());
   app.use(observeRequests(log, metrics));
   app.use(refuseWhileClosing(lifecycle, writer));
+  // Ingest first: it is nearly all of the traffic.
+  const pipeline = createIngestPipeline({ config, writer, lifecycle, metrics, history, activity, idempotency: deps.idempotency, now });
+  app.use(createIngestRouter(pipeline, config.streams, config, now));
+  app.use(createLineProtocolRouter(pipeline, config.maxBatchRows, now));
   app.use(
     createOpsRouter({ version: deps.version, dataDir: config.dataDir, writer, now, startedAt: deps.startedAt ?? now() }),
   );
   app.use(createMetricsRouter(metrics, config.readToken));
   app.use(createHistoryRouter({ history, activity, historyMax: config.historyMax, readToken: config.readToken, now }));
-  const pipeline = createIngestPipeline({ config, writer, lifecycle, metrics, history, activity, idempotency: deps.idempotency, now });
-  app.use(createLineProtocolRouter(pipeline, config.maxBatchRows, now));
-  app.use(createIngestRouter(pipeline, config, now));
+  app.all('/:stream', ...unknownStream(config));
   app.use((req) => {
     throw new NotFoundError(`no route for ${req.method} ${req.path}`);
   });

@@ -76,7 +76,7 @@ async function main(): Promise<void> {
   const config = readConfig();
   const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
   prepareDirectories(config);
-  const logger = createLogger(config);
+  const { logger } = await createLogger(config);
 
   const { repairs, boundaries } = await repairCurrentFiles({
     dataDir: config.dataDir,

@@ -127,6 +127,8 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   });
 
   // Label children built once: no label lookup per request on the ingest path.
+  // Routes are patterns and statuses a short list, so this map stays small.
+  const requestChildren = new Map<string, { count: Counter.Internal; duration: Histogram.Internal<"method" | "route"> }>();
   const rowsByStream = new Map(config.streams.map((stream) => [stream, ingestRows.labels(stream)]));
   for (const child of rowsByStream.values()) child.inc(0);
 
@@ -137,8 +139,15 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   return {
     registry,
     observeRequest(method, route, status, seconds) {
-      httpRequests.inc({ method, route, status });
-      httpDuration.observe({ method, route }, seconds);
+      // One child per label set, found by one string key: no label hashing per request.
+      const key = `${method} ${route} ${status}`;
+      let children = requestChildren.get(key);
+      if (children === undefined) {
+        children = { count: httpRequests.labels(method, route, String(status)), duration: httpDuration.labels(method, route) };
+        requestChildren.set(key, children);
+      }
+      children.count.inc();
+      children.duration.observe(seconds);
     },
     ingestAccepted(stream, rows) {
       (rowsByStream.get(stream) ?? ingestRows.labels(stream)).inc(rows);

@@ -37,6 +37,8 @@ export function createThreadRunner(options: ThreadRunnerOptions = {}): BatchRunn
     minThreads: 1,
     maxThreads: 1,
     idleTimeout: Number.POSITIVE_INFINITY,
+    // The thread only encodes and writes batches: a small young generation is plenty.
+    resourceLimits: { maxYoungGenerationSizeMb: 8 },
   });
   return {
     run: (task) => pool.run(task),

@@ -14,7 +14,7 @@ const logFiles = () => readdirSync(dir.path).filter((name) => /^sensor-ingest\.\
 
 describe('createLogger', () => {
   it('rolls LOG_DIR/sensor-ingest.<n>.log at 1 MB, keeps 5 files, and links current.log to the newest', async () => {
-    const logger = createLogger({ logLevel: 'info', logDir: dir.path });
+    const { logger } = await createLogger({ logLevel: 'info', logDir: dir.path });
     const line = 'x'.repeat(1000);
     // About 7 MB of lines in 110 kB bursts. pino-roll rolls once its file stream drains, so each
     // burst ends with a marker line, and the next starts once the marker is on disk.
@@ -36,7 +36,7 @@ describe('createLogger', () => {
   }, 60_000);
 
   it('redacts an authorization header on a logged object', async () => {
-    const logger = createLogger({ logLevel: 'info', logDir: dir.path });
+    const { logger } = await createLogger({ logLevel: 'info', logDir: dir.path });
     logger.info({ headers: { authorization: 'Bearer sekrit' } }, 'with headers');
     await new Promise<void>((resolve) => logger.flush(() => resolve()));
     const text = await waitFor(() => {

@@ -1,0 +1,16 @@
+/** pino-roll ships no types: the part this project uses. */
+declare module 'pino-roll' {
+  import type { DestinationStream } from 'pino';
+
+  interface PinoRollOptions {
+    file: string;
+    extension?: string;
+    size?: string | number;
+    frequency?: string | number;
+    limit?: { count?: number; removeOtherLogFiles?: boolean };
+    symlink?: boolean;
+    mkdir?: boolean;
+  }
+
+  export default function pinoRoll(options: PinoRollOptions): Promise<DestinationStream>;
+}
