@@ -242,6 +242,8 @@ async function startServer(kind, mode, label) {
     entry = join(ROOT, 'bench', 'reference-server.mjs');
   } else {
     entry = join(ROOT, 'dist', 'main.js');
+    // The same node flags as `npm start`, the systemd unit and the PM2 config.
+    nodeArgs.push('--max-semi-space-size=4');
     // The server's default STREAMS (data, data2, data3, data4) cover up to 4.
     if (options.streams > 4) env.STREAMS = streamNames.join(',');
     if (options.logLevel !== undefined) env.LOG_LEVEL = options.logLevel;
