@@ -185,17 +185,19 @@ export interface WorldOptions {
   env?: Record<string, string>;
   runner?: BatchRunner;
   now?: () => number;
+  /** Node's process metrics in /metrics, as the server has them (off by default: they are slow to collect). */
+  defaultMetrics?: boolean;
 }
 
 /** The app as main builds it, on an inline writer and a fresh registry, logging into memory. */
-export function buildWorld(dataDir: string, { env = {}, runner = createInlineRunner(), now = Date.now }: WorldOptions = {}) {
+export function buildWorld(dataDir: string, { env = {}, runner = createInlineRunner(), now = Date.now, defaultMetrics = false }: WorldOptions = {}) {
   const config = testConfig(dataDir, env);
   const { logger, lines } = memoryLogger();
   const activity = createStreamActivity(config.streams, now);
   const history = createHistory(config.historyMax);
   let writer: Writer | undefined;
   const queueLength = () => writer?.length ?? 0;
-  const metrics = createMetrics({ registry: new Registry(), config, activity, queueLength, defaultMetrics: false });
+  const metrics = createMetrics({ registry: new Registry(), config, activity, queueLength, defaultMetrics });
   writer = createWriter({ config, runner, logger, events: metrics.writerEvents });
   const lifecycle: Lifecycle = { closing: false };
   const idempotency = createIdempotencyStore({ windowSec: config.idempotencyWindowSec, maxKeys: config.idempotencyMaxKeys, now });

@@ -109,10 +109,11 @@ describe('/metrics', () => {
       context.skip('promtool is not installed (Debian package prometheus; .ci/run installs it)');
       return;
     }
-    const { app } = world();
+    const { app } = world({ defaultMetrics: true });
     await request(app).post('/data?ack=durable').send({ a: 1 });
     await request(app).get('/nope');
     const { text } = await request(app).get('/metrics');
+    expect(text).toContain('process_cpu_seconds_total');
     const file = join(worlds.dir, 'metrics.txt');
     writeFileSync(file, text);
     // promtool reads the exposition on stdin and exits non-zero on any problem.
