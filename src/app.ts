@@ -49,11 +49,11 @@ export function createApp(deps: AppDeps): Express {
   // inline script, so helmet's default Content-Security-Policy fits them.
   app.use(helmet());
   app.use(observeRequests(log, metrics));
-  app.use(refuseWhileClosing(lifecycle, writer));
-  // Ingest first: it is nearly all of the traffic.
+  // Ingest first: it is nearly all of the traffic (it refuses requests itself while closing).
   const pipeline = createIngestPipeline({ config, writer, lifecycle, metrics, history, activity, idempotency: deps.idempotency, now });
   app.use(createIngestRouter(pipeline, config.streams, config, now));
   app.use(createLineProtocolRouter(pipeline, config.maxBatchRows, now));
+  app.use(refuseWhileClosing(lifecycle, writer));
   app.use(
     createOpsRouter({ version: deps.version, dataDir: config.dataDir, writer, now, startedAt: deps.startedAt ?? now() }),
   );

@@ -8,6 +8,10 @@
  * pool, so logging never blocks the ingest path. (A pino transport would
  * move the formatting too, but costs a whole extra V8 isolate, about 20 MB,
  * which matters more on a Pi than the microseconds it would save.)
+ *
+ * A log disk that fails (full, read-only) must not take ingest down with it:
+ * stream errors are reported on stderr at most once a minute and otherwise
+ * ignored, buffers are bounded, and the flush at exit has a deadline.
  */
 import { join } from 'node:path';
 import { pino, type DestinationStream, type Logger } from 'pino';
@@ -21,20 +25,26 @@ import type { Config } from './config.js';
  */
 export const LOG_FILE_SIZE = '1m';
 export const LOG_FILES_KEPT = 5;
+/** Most bytes a destination buffers while its disk or pipe is stuck; past it, lines are dropped. */
+const MAX_BUFFER_BYTES = 8 * 1024 * 1024;
+const ERROR_REPORT_INTERVAL_MS = 60_000;
 
 /** Secrets that might ride along on a logged object. */
 const REDACT = ['req.headers.authorization', 'headers.authorization', 'authorization', 'config.ingestToken', 'config.readToken'];
 
 export interface ProcessLogger {
   readonly logger: Logger;
-  /** Writes out what is buffered, synchronously: call before process.exit. */
-  flushSync(): void;
+  /** Writes out what is buffered, giving up after `deadlineMs`: call before process.exit. */
+  flush(deadlineMs: number): Promise<void>;
 }
 
-type SonicBoom = DestinationStream & { flushSync(): void };
+type SonicBoom = DestinationStream & {
+  flush(callback: (error?: Error) => void): void;
+  on(event: 'error', listener: (error: Error) => void): void;
+};
 
 export async function createLogger(config: Pick<Config, 'logLevel' | 'logDir'>): Promise<ProcessLogger> {
-  const stdout = pino.destination({ dest: 1, sync: false }) as SonicBoom;
+  const stdout = pino.destination({ dest: 1, sync: false, maxLength: MAX_BUFFER_BYTES }) as SonicBoom;
   const file = (await pinoRoll({
     file: join(config.logDir, 'sensor-ingest'),
     extension: '.log',
@@ -42,24 +52,44 @@ export async function createLogger(config: Pick<Config, 'logLevel' | 'logDir'>):
     limit: { count: LOG_FILES_KEPT - 1, removeOtherLogFiles: true },
     symlink: true,
     mkdir: true,
+    maxLength: MAX_BUFFER_BYTES,
   })) as SonicBoom;
-  const level = config.logLevel;
+  let reportedAt = Number.NEGATIVE_INFINITY;
+  for (const [name, stream] of [
+    ['stdout', stdout],
+    [config.logDir, file],
+  ] as const) {
+    stream.on('error', (error: Error) => {
+      if (Date.now() - reportedAt < ERROR_REPORT_INTERVAL_MS) return;
+      reportedAt = Date.now();
+      process.stderr.write(`sensor-ingest: cannot write the log to ${name}: ${error.message}\n`);
+    });
+  }
+  const level = config.logLevel === 'silent' ? 'fatal' : config.logLevel;
   const logger = pino(
-    { level, redact: { paths: REDACT, censor: '[redacted]' } },
+    { level: config.logLevel, redact: { paths: REDACT, censor: '[redacted]' } },
     pino.multistream([
-      { level: level === 'silent' ? 'fatal' : level, stream: stdout },
-      { level: level === 'silent' ? 'fatal' : level, stream: file },
+      { level, stream: stdout },
+      { level, stream: file },
     ]),
   );
-  const flushSync = (): void => {
-    for (const stream of [stdout, file]) {
+  const flushOne = (stream: SonicBoom, deadlineMs: number): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, deadlineMs);
       try {
-        stream.flushSync();
+        stream.flush(() => {
+          clearTimeout(timer);
+          resolve();
+        });
       } catch {
-        // Not open yet, or already closed: nothing buffered to lose.
+        clearTimeout(timer);
+        resolve();
       }
-    }
+    });
+  return {
+    logger,
+    flush: async (deadlineMs) => {
+      await Promise.all([flushOne(stdout, deadlineMs), flushOne(file, deadlineMs)]);
+    },
   };
-  process.once('exit', flushSync);
-  return { logger, flushSync };
 }

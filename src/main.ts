@@ -28,6 +28,8 @@ import { type Writer, createWriter } from './writer/writer.js';
 const EXIT_CONFIG = 78;
 const REQUEST_TIMEOUT_MS = 30_000;
 const HEADERS_TIMEOUT_MS = 10_000;
+/** The last log lines get this long to reach stdout and LOG_DIR before exit (a stuck log disk must not hold the exit up). */
+const LOG_FLUSH_DEADLINE_MS = 2_000;
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`sensor-ingest: ${message}\n`);
@@ -76,7 +78,7 @@ async function main(): Promise<void> {
   const config = readConfig();
   const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
   prepareDirectories(config);
-  const { logger } = await createLogger(config);
+  const { logger, flush: flushLog } = await createLogger(config);
 
   const { repairs, boundaries } = await repairCurrentFiles({
     dataDir: config.dataDir,
@@ -118,7 +120,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     monitor.close();
-    void shutdown({ signal, server, writer, lifecycle, logger, timeoutMs: config.shutdownTimeoutSec * 1000 });
+    void shutdown({ signal, server, writer, lifecycle, logger, flushLog, timeoutMs: config.shutdownTimeoutSec * 1000 });
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
@@ -130,6 +132,7 @@ interface ShutdownDeps {
   readonly writer: Writer;
   readonly lifecycle: Lifecycle;
   readonly logger: Logger;
+  readonly flushLog: (deadlineMs: number) => Promise<void>;
   readonly timeoutMs: number;
 }
 
@@ -138,7 +141,7 @@ interface ShutdownDeps {
  * requests in flight, write everything queued, exit 0; past the deadline log
  * the rows left and exit 1.
  */
-async function shutdown({ signal, server, writer, lifecycle, logger, timeoutMs }: ShutdownDeps): Promise<void> {
+async function shutdown({ signal, server, writer, lifecycle, logger, flushLog, timeoutMs }: ShutdownDeps): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   lifecycle.closing = true;
   logger.info({ signal, rows: writer.length }, 'shutting down');
@@ -158,10 +161,12 @@ async function shutdown({ signal, server, writer, lifecycle, logger, timeoutMs }
   const unwritten = await writer.drain(Math.max(0, deadline - Date.now()));
   if (unwritten > 0) {
     logger.error({ rows: unwritten }, 'shutdown timed out with rows not written');
+    await flushLog(LOG_FLUSH_DEADLINE_MS);
     process.exit(1);
   }
   await writer.close();
   logger.info({ signal }, 'stopped');
+  await flushLog(LOG_FLUSH_DEADLINE_MS);
   process.exit(0);
 }
 

@@ -4,15 +4,18 @@
  * stay text. The key rules of SPEC section 3 apply.
  */
 import { BadRequestError } from '../errors.js';
-import { type Reading, flattenReading } from '../reading.js';
+import { type Reading, ReadingBuilder } from '../reading.js';
 
 export function parseFormBody(text: string): Reading[] {
-  const fields: Record<string, string> = {};
+  // Field names go straight to columns (a name with dots stays one column);
+  // `__proto__` is a field like any other.
+  const reading = new ReadingBuilder('');
+  const seen = new Set<string>();
   for (const [key, value] of new URLSearchParams(text)) {
-    if (Object.hasOwn(fields, key)) throw new BadRequestError(`field '${key}' is given twice`, 'DUPLICATE_KEY');
-    fields[key] = value;
+    if (seen.has(key)) throw new BadRequestError(`field '${key}' is given twice`, 'DUPLICATE_KEY');
+    seen.add(key);
+    reading.add(key, value);
   }
-  if (Object.keys(fields).length === 0) throw new BadRequestError('the form has no fields', 'EMPTY_BODY');
-  // Field names with dots stay flat: there is no nesting in a form.
-  return [flattenReading(fields, '')];
+  if (seen.size === 0) throw new BadRequestError('the form has no fields', 'EMPTY_BODY');
+  return [reading.build()];
 }

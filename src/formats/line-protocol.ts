@@ -40,13 +40,15 @@ export function parsePrecision(value: unknown): Precision {
 
 export function parseLineProtocol(text: string, options: LineProtocolOptions): Reading[] {
   const readings: Reading[] = [];
-  for (const [index, raw] of text.split('\n').entries()) {
-    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-    if (line.trim() === '' || line.trimStart().startsWith('#')) continue;
-    if (readings.length === options.maxBatchRows) {
-      throw new PayloadTooLargeError(`more than MAX_BATCH_ROWS (${options.maxBatchRows}) lines`, 'BATCH_TOO_LARGE');
-    }
-    readings.push(parseLine(line, `line ${index + 1}: `, options));
+  const lines = text.split('\n').map((raw) => (raw.endsWith('\r') ? raw.slice(0, -1) : raw));
+  const isData = (line: string): boolean => line.trim() !== '' && !line.trimStart().startsWith('#');
+  // SPEC section 9: size (413) is checked before the body's content (400).
+  const count = lines.filter(isData).length;
+  if (count > options.maxBatchRows) {
+    throw new PayloadTooLargeError(`the body has ${count} lines, more than MAX_BATCH_ROWS (${options.maxBatchRows})`, 'BATCH_TOO_LARGE');
+  }
+  for (const [index, line] of lines.entries()) {
+    if (isData(line)) readings.push(parseLine(line, `line ${index + 1}: `, options));
   }
   if (readings.length === 0) throw new BadRequestError('the body has no lines', 'EMPTY_BODY');
   return readings;

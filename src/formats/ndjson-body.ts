@@ -8,12 +8,14 @@ import { type Reading, type ReadingLimits, flattenReading } from '../reading.js'
 export function parseNdjsonBody(text: string, limits: ReadingLimits): Reading[] {
   const readings: Reading[] = [];
   const lines = text.split('\n');
+  // SPEC section 9: size (413) is checked before the body's content (400).
+  const count = lines.filter((line) => line.trim() !== '').length;
+  if (count > limits.maxBatchRows) {
+    throw new PayloadTooLargeError(`the body has ${count} readings, more than MAX_BATCH_ROWS (${limits.maxBatchRows})`, 'BATCH_TOO_LARGE');
+  }
   for (const [index, raw] of lines.entries()) {
     const line = raw.trim();
     if (line === '') continue;
-    if (readings.length === limits.maxBatchRows) {
-      throw new PayloadTooLargeError(`more than MAX_BATCH_ROWS (${limits.maxBatchRows}) readings`, 'BATCH_TOO_LARGE');
-    }
     let value: unknown;
     try {
       value = JSON.parse(line);

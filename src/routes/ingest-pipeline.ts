@@ -5,11 +5,12 @@
  * queue 503 — and, around them, idempotent replays, history and metrics.
  * `POST /<stream>` and the line-protocol routes are built from these steps.
  */
-import express, { type Request, type RequestHandler, type Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import { answeredStatus } from '../answered-status.js';
 import { requireToken } from '../auth.js';
 import type { Config } from '../config.js';
-import { BadRequestError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ServiceUnavailableError, UnsupportedMediaTypeError } from '../errors.js';
+import { BadRequestError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../errors.js';
+import { BodyTooLargeError, readBody as readRequestBody } from '../formats/read-body.js';
 import { type History, PAYLOAD_MAX_CHARS, payloadText } from '../history.js';
 import type { IdempotencyStore, KeyClaim, RecordedAnswer } from '../idempotency.js';
 import type { Lifecycle } from '../lifecycle.js';
@@ -64,8 +65,6 @@ export function createIngestPipeline(deps: IngestDeps): IngestPipeline {
   const streams = new Set(config.streams);
   // One fixed window per client IP over every ingest route.
   const rateLimit = createRateLimit(config.rateLimitPerMin);
-  const rawBody = express.raw({ type: () => true, limit: config.maxRequestBytes });
-  const tooLarge = () => new PayloadTooLargeError(`the body is larger than MAX_REQUEST_BYTES (${config.maxRequestBytes} bytes)`);
 
   /** Every request for a configured stream, whatever its answer, goes into history and the ingest metrics. */
   const track =
@@ -106,6 +105,13 @@ export function createIngestPipeline(deps: IngestDeps): IngestPipeline {
       next();
     };
 
+  /** SPEC section 7: once shutdown begins, a fast 503 (recorded in history like any answer). */
+  const refuseWhileClosing: RequestHandler = (_req, res, next) => {
+    if (!lifecycle.closing) return next();
+    res.set('Connection', 'close');
+    throw new ServiceUnavailableError('the server is shutting down', 'SHUTTING_DOWN', writer.retryAfterSec());
+  };
+
   /** A key seen before on this stream: answer as the first time, store nothing. */
   const replayRepeats =
     (route: IngestRoute): RequestHandler =>
@@ -133,21 +139,15 @@ export function createIngestPipeline(deps: IngestDeps): IngestPipeline {
     };
 
   async function readBody(req: Request, res: Response): Promise<Buffer> {
-    // body-parser checks the decoded size; SPEC section 9 limits the compressed size too.
-    if (Number(req.headers['content-length'] ?? 0) > config.maxRequestBytes) throw tooLarge();
-    await new Promise<void>((resolve, reject) => {
-      rawBody(req, res, (error?: unknown) => {
-        if (error === undefined) return resolve();
-        const type = (error as { type?: string }).type;
-        if (type === 'entity.too.large') return reject(tooLarge());
-        if (type === 'encoding.unsupported') {
-          return reject(new UnsupportedMediaTypeError(`Content-Encoding '${(error as { encoding?: string }).encoding}' is not supported; send gzip, deflate or none`));
-        }
-        reject(new BadRequestError(`the body could not be read: ${(error as Error).message}`, 'BAD_BODY', { cause: error }));
-      });
-    });
-    const body: unknown = req.body;
-    if (!Buffer.isBuffer(body) || body.length === 0) throw new BadRequestError('the body is empty', 'EMPTY_BODY');
+    let body: Buffer;
+    try {
+      body = await readRequestBody(req, config.maxRequestBytes);
+    } catch (error) {
+      // Part of a too-large body may still be on its way: do not keep the connection.
+      if (error instanceof BodyTooLargeError) res.set('Connection', 'close');
+      throw error;
+    }
+    if (body.length === 0) throw new BadRequestError('the body is empty', 'EMPTY_BODY');
     res.locals.payload = payloadText(body.toString('utf8', 0, PAYLOAD_MAX_CHARS * 4));
     return body;
   }
@@ -190,7 +190,14 @@ export function createIngestPipeline(deps: IngestDeps): IngestPipeline {
   }
 
   return {
-    guard: (route) => [track(route), requireToken(config.ingestToken, ['bearer', ...route.tokenSchemes]), checkStream(route), rateLimit, replayRepeats(route)],
+    guard: (route) => [
+      track(route),
+      refuseWhileClosing,
+      requireToken(config.ingestToken, ['bearer', ...route.tokenSchemes]),
+      checkStream(route),
+      rateLimit,
+      replayRepeats(route),
+    ],
     readBody,
     accept,
   };

@@ -10,6 +10,8 @@ declare module 'pino-roll' {
     limit?: { count?: number; removeOtherLogFiles?: boolean };
     symlink?: boolean;
     mkdir?: boolean;
+    /** sonic-boom's: the most bytes buffered before writes are dropped. */
+    maxLength?: number;
   }
 
   export default function pinoRoll(options: PinoRollOptions): Promise<DestinationStream>;

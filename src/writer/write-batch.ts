@@ -17,7 +17,7 @@ import * as nodeFs from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { RECEIVED_AT, encodeLine, encodeRows, headerColumns, parseRecord } from '../csv.js';
-import type { BatchResult, BatchTask, FileBatch, FileOutcome } from './batch.js';
+import type { BatchResult, BatchTask, FileBatch, FileOutcome, Row } from './batch.js';
 import { archiveFileName } from './file-names.js';
 import { cachedHeader, forgetRowEnd, knownRowEnd, rememberHeader, rememberRowEnd } from './file-memory.js';
 import { type RepairResult, endOfLastRow, repairCutRow } from './repair.js';
@@ -133,10 +133,13 @@ function appendUnderLock(dataDir: string, batch: FileBatch, index: number, path:
         // SPEC section 4: never write under a wrong column. A file without a
         // whole header, or not starting with received_at (say, Flask10X's),
         // is archived like one that lacks a key.
+        // Rows a dead attempt already wrote into this file stay here, in what becomes the archive.
+        const resumedRows = onDisk === null ? 0 : rowsAlreadyWritten(fs, file, onDisk, batch);
         closeFile(fs, file);
         const old = (onDisk ?? []).filter((column) => column !== RECEIVED_AT);
         const header = [RECEIVED_AT, ...old, ...wanted.filter((column) => !old.includes(column))];
-        return { ...outcome, ...replaceWithWidened(dataDir, batch, index, header, deps), addedColumns: added };
+        const widened = replaceWithWidened(dataDir, batch.fileName, batch.rows.slice(resumedRows), index, header, deps);
+        return { ...outcome, ...widened, rows: batch.rows.length, addedColumns: added, ...(resumedRows === 0 ? {} : { resumedRows }) };
       }
     }
 
@@ -205,16 +208,17 @@ function appendDurably(fs: WriterFs, file: OpenFile, bytes: Buffer, dirToSync: s
  */
 function replaceWithWidened(
   dataDir: string,
-  batch: FileBatch,
+  fileName: string,
+  rows: readonly Row[],
   index: number,
   header: readonly string[],
   deps: WriteDeps,
-): { rows: number; bytes: number; created: true; fsyncSeconds: number; archivedAs: string } {
+): { bytes: number; created: true; fsyncSeconds: number; archivedAs: string } {
   const { fs } = deps;
-  const path = join(dataDir, batch.fileName);
+  const path = join(dataDir, fileName);
   const nextPath = `${path}.new`;
   const headerText = encodeLine(header);
-  const bytes = Buffer.from(headerText + encodeRows(header, batch.rows), 'utf8');
+  const bytes = Buffer.from(headerText + encodeRows(header, rows), 'utf8');
   const next: OpenFile = { ...openForAppend(fs, nextPath), size: 0 };
   let fsyncSeconds: number;
   try {
@@ -234,7 +238,7 @@ function replaceWithWidened(
     throw error;
   }
   closeFile(fs, next);
-  const archivedAs = archiveCurrentFile(fs, dataDir, batch.fileName, deps.now());
+  const archivedAs = archiveCurrentFile(fs, dataDir, fileName, deps.now());
   try {
     fs.renameSync(nextPath, path);
   } catch (error) {
@@ -249,7 +253,7 @@ function replaceWithWidened(
     // retry finds the rows, skips them, and fsyncs the directory again.
     throw Object.assign(error as Error, { resume: { ino: next.ino, rowsStart: Buffer.byteLength(headerText) } });
   }
-  return { rows: batch.rows.length, bytes: bytes.length, created: true, fsyncSeconds, archivedAs };
+  return { bytes: bytes.length, created: true, fsyncSeconds, archivedAs };
 }
 
 /**

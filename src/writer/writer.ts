@@ -82,6 +82,8 @@ export function createWriter(deps: WriterDeps): Writer {
   const backoff = { baseSec: config.writeBackoffBaseSec, maxSec: config.writeBackoffMaxSec };
 
   let writing = false;
+  /** The commit under way, so close() can wait for it. */
+  let committing: Promise<void> = Promise.resolve();
   let timer: NodeJS.Timeout | undefined;
   let timerAt = Number.POSITIVE_INFINITY;
   let draining = false;
@@ -121,7 +123,7 @@ export function createWriter(deps: WriterDeps): Writer {
     }
     if (wakeAt <= at) {
       clearTimer();
-      void commit();
+      committing = commit();
     } else if (wakeAt < timerAt) {
       clearTimer();
       timerAt = wakeAt;
@@ -281,6 +283,7 @@ export function createWriter(deps: WriterDeps): Writer {
     async close() {
       closed = true;
       clearTimer();
+      await committing; // a batch being written finishes; nothing new starts
       await runner.close();
     },
   };

@@ -1,4 +1,6 @@
+import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
+import { createServer, request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import request from 'supertest';
@@ -19,6 +21,13 @@ describe('form bodies', () => {
     const res = await request(app).post('/data?ack=durable').type('form').send('temp=21.5&door=open%2Fclosed&bme.h=40');
     expect(res.status).toBe(201);
     expect(csv()).toEqual([['received_at', 'temp', 'door', 'bme.h'], [expect.stringMatching(ISO_MS), '21.5', 'open/closed', '40']]);
+  });
+
+  it('takes __proto__ and constructor as ordinary fields', async () => {
+    const { app } = world();
+    await request(app).post('/data?ack=durable').type('form').send('temp=21&__proto__=evil&constructor=c').expect(201);
+    expect(csv()[0]).toEqual(['received_at', 'temp', '__proto__', 'constructor']);
+    expect(({} as Record<string, unknown>).evil).toBeUndefined();
   });
 
   it.each([
@@ -62,10 +71,11 @@ describe('NDJSON bodies', () => {
     expect(bytes()).toBeNull();
   });
 
-  it('counts lines against MAX_BATCH_ROWS', async () => {
+  it('counts lines against MAX_BATCH_ROWS, before looking at them (413 before 400)', async () => {
     const { app } = world({ env: { MAX_BATCH_ROWS: '2' } });
-    const res = await request(app).post('/data').set('content-type', 'application/x-ndjson').send('{"a":1}\n{"a":2}\n{"a":3}\n');
+    const res = await request(app).post('/data').set('content-type', 'application/x-ndjson').send('{bad\n{"a":2}\n{"a":3}\n');
     expect(res.status).toBe(413);
+    expect(res.body.error).toBe('the body has 3 readings, more than MAX_BATCH_ROWS (2)');
   });
 });
 
@@ -95,6 +105,36 @@ describe('gzip', () => {
     for (let i = 0; i < 10; i++) expect((await send(bomb)).status).toBe(413);
     expect(process.memoryUsage().rss - before).toBeLessThan(48 * 1024 * 1024);
     expect(bytes()).toBeNull();
+  });
+});
+
+describe('compressed size', () => {
+  it('counts the bytes as sent against MAX_REQUEST_BYTES, even chunked and tiny once inflated', async () => {
+    const { app } = world({ env: { MAX_REQUEST_BYTES: '10000' } });
+    const server = createServer(app).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      // 2,000 empty gzip members (about 40 kB on the wire) around one small reading.
+      const body = Buffer.concat([gzipSync('{"a":1}'), ...Array.from({ length: 2000 }, () => gzipSync(''))]);
+      expect(body.length).toBeGreaterThan(10_000);
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = httpRequest(
+          { host: '127.0.0.1', port: (server.address() as { port: number }).port, path: '/data', method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on('error', reject);
+        for (let offset = 0; offset < body.length; offset += 1000) req.write(body.subarray(offset, offset + 1000)); // chunked: no Content-Length
+        req.end();
+      });
+      expect(status).toBe(413);
+      expect(bytes()).toBeNull();
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });
 
@@ -189,7 +229,9 @@ describe('InfluxDB line protocol', () => {
     expect((await request(app).post('/api/v2/write?bucket=nope').send('m v=1')).status).toBe(404);
     expect((await request(app).post('/write').send('m v=1')).status).toBe(404);
     expect((await request(app).post('/write?db=data&precision=h').send('m v=1')).body.error).toMatch(/^precision must be ns, us, ms or s/);
-    expect((await request(app).post('/write?db=data').send('m v=1\nm v=2\nm v=3')).status).toBe(413);
+    const tooMany = await request(app).post('/write?db=data').send('m v=bad\nm v=2\nm v=3');
+    expect(tooMany.status).toBe(413); // size before content
+    expect(tooMany.body.error).toBe('the body has 3 lines, more than MAX_BATCH_ROWS (2)');
     expect((await request(app).get('/write?db=data')).status).toBe(405);
   });
 

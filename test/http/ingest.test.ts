@@ -181,6 +181,10 @@ describe('rejected requests change nothing', () => {
     expect(res.headers['retry-after']).toMatch(/^\d+$/);
     expect(res.body.code).toBe('SHUTTING_DOWN');
     expect(csvBytes()).toBeNull();
+    const health = await request(app).get('/healthz');
+    expect(health.status).toBe(503);
+    lifecycle.closing = false;
+    expect((await request(app).get('/history/json')).body.entries[0]).toMatchObject({ stream: 'data', status: 503 });
   });
 });
 

@@ -224,6 +224,16 @@ describe('failures after the write', () => {
     expect(readCsv(join(dir.path, 'data.csv')).map((r) => r[1])).toEqual(['a', '1', '2', '3']);
   });
 
+  it('leaves rows already written in the old file when the retry brings a new key', async () => {
+    await write({ fileName: 'data.csv', rows: [row(['a'], ['0'])] });
+    const failed = (await write({ fileName: 'data.csv', rows: [row(['a'], ['1']), row(['a'], ['2'])] }, deps(fsyncFailsOnce({ truncateFails: true })))) as FileFailed;
+    expect(failed.resume).toBeDefined();
+    const retried = (await write({ fileName: 'data.csv', rows: [row(['a'], ['1']), row(['a'], ['2']), row(['y'], ['3'])], resume: failed.resume })) as FileWritten;
+    expect(retried).toMatchObject({ ok: true, rows: 3, resumedRows: 2, archivedAs: 'data.20261123T101500Z.csv' });
+    expect(readCsv(join(dir.path, 'data.20261123T101500Z.csv')).slice(1).map((r) => r[1])).toEqual(['0', '1', '2']);
+    expect(readCsv(join(dir.path, 'data.csv'))).toEqual([['received_at', 'a', 'y'], ['2026-11-23T10:15:00.000Z', '', '3']]);
+  });
+
   it('keeps the old columns when the write of a widened file fails', async () => {
     await write({ fileName: 'data.csv', rows: [row(['a'], ['1'])] });
     let fail = true;

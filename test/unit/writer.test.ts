@@ -7,7 +7,7 @@ import { type BatchRunner, createInlineRunner } from '../../src/writer/runners.j
 import { defaultWriteDeps } from '../../src/writer/write-batch.js';
 import type { WriterFs } from '../../src/writer/writer-fs.js';
 import { type Writer, createWriter } from '../../src/writer/writer.js';
-import { memoryLogger, readCsv, tempDir, testConfig, waitFor } from '../helpers.js';
+import { heldRunner, memoryLogger, readCsv, tempDir, testConfig, waitFor } from '../helpers.js';
 
 let dir: ReturnType<typeof tempDir>;
 let writer: Writer | undefined;
@@ -83,7 +83,7 @@ describe('createWriter', () => {
   });
 
   it('refuses rows that do not fit with a 503 naming the queue, all or none', async () => {
-    const runner: BatchRunner = { ...createInlineRunner(), run: () => new Promise<BatchResult>(() => {}) };
+    const runner = heldRunner(); // the first batch never finishes until released
     const { writer } = make({ WRITE_QUEUE_MAXSIZE: '3' }, runner);
     void writer.enqueue('data', [reading(1), reading(2)], Date.now());
     expect(() => writer.enqueue('data', [reading(3), reading(4)], Date.now())).toThrow(
@@ -92,6 +92,7 @@ describe('createWriter', () => {
     expect(writer.length).toBe(2);
     void writer.enqueue('data', [reading(3)], Date.now());
     expect(writer.length).toBe(3);
+    runner.release();
   });
 
   it('retries a failed write with backoff, stalls after WRITE_RETRIES, keeps the rows, and drains them in order once the fault clears', async () => {
