@@ -57,15 +57,19 @@ async function metricsJson(url: string): Promise<Record<string, number>> {
 }
 
 describe('disk full', () => {
-  it('retries ENOSPC, turns 503 when the queue fills, and lands every acknowledged row once space is freed', async (context) => {
-    const dataDir = join(dir.path, 'data');
-    if (!mountTmpfs(dataDir, '512k')) {
+  it.for([
+    ['LOG_DIR elsewhere', false],
+    ['LOG_DIR on the same full disk', true],
+  ] as const)('retries ENOSPC, turns 503 when the queue fills, and lands every acknowledged row once space is freed (%s)', async ([what, logsOnSameDisk], context) => {
+    const disk = join(dir.path, 'disk');
+    if (!mountTmpfs(disk, '512k')) {
       context.skip('cannot mount a tmpfs here (needs root); the disk-full test runs in CI, which runs as root');
       return;
     }
+    const dataDir = join(disk, 'data');
     server = await startServer({
       DATA_DIR: dataDir,
-      LOG_DIR: join(dir.path, 'logs'),
+      LOG_DIR: logsOnSameDisk ? join(disk, 'logs') : join(dir.path, 'logs'),
       WRITE_QUEUE_MAXSIZE: '100',
       WRITE_RETRIES: '2',
       WRITE_BACKOFF_BASE_SEC: '0.02',
@@ -83,7 +87,7 @@ describe('disk full', () => {
     for (let i = 0; i < 20; i++) expect((await send()).status).toBe(202);
     await waitFor(async () => (await metricsJson(url)).write_success_total === 20, 'the first rows on disk');
 
-    const filler = fill(dataDir);
+    const filler = fill(disk);
     // Keep the load on until the queue is full.
     let refused: Awaited<ReturnType<typeof send>> | undefined;
     await waitFor(async () => {
@@ -110,7 +114,7 @@ describe('disk full', () => {
     const ids = records.slice(1).map((r) => Number(r[1]));
     const duplicates = ids.length - new Set(ids).size;
     const torn = records.slice(1).filter((r) => r.length !== 3 || r[2] !== 'x'.repeat(100)).length;
-    console.log(`disk full: rows acknowledged ${acked.length}, rows found ${ids.length}, duplicates ${duplicates}, torn rows ${torn}`);
+    console.log(`disk full, ${what}: rows acknowledged ${acked.length}, rows found ${ids.length}, duplicates ${duplicates}, torn rows ${torn}`);
     expect(records[0]).toEqual(['received_at', 'id', 'note']);
     expect(records.slice(1).some((r) => r[0] === 'received_at')).toBe(false);
     expect(duplicates).toBe(0);
