@@ -43,6 +43,8 @@ export interface FileWritten {
   readonly repaired?: { readonly partialFile: string; readonly bytes: number };
   /** Rows a dead thread had already written, found in place and not written again. */
   readonly resumedRows?: number;
+  /** Where a dead attempt's later rows would be, when all of these were found in place. */
+  readonly resumeNext?: ResumePoint;
 }
 
 export interface FileFailed {

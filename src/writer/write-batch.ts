@@ -146,7 +146,8 @@ function appendUnderLock(dataDir: string, batch: FileBatch, index: number, path:
     const created = file.size === 0;
     const header = onDisk ?? [RECEIVED_AT, ...wanted];
     const headerText = created ? encodeLine(header) : '';
-    const resumedRows = created ? 0 : rowsAlreadyWritten(fs, file, header, batch);
+    const inPlace = created ? { count: 0, end: 0 } : rowsInPlace(fs, file, header, batch);
+    const resumedRows = inPlace.count;
     const rows = resumedRows === 0 ? batch.rows : batch.rows.slice(resumedRows);
     const bytes = Buffer.from(headerText + encodeRows(header, rows), 'utf8');
     const rowsStart = resumedRows > 0 ? (batch.resume as ResumePoint).rowsStart : file.size + Buffer.byteLength(headerText);
@@ -163,6 +164,9 @@ function appendUnderLock(dataDir: string, batch: FileBatch, index: number, path:
       created,
       fsyncSeconds,
       ...(resumedRows === 0 ? {} : { resumedRows }),
+      // Every row of this batch was found in place: the dead attempt may have
+      // written later rows (not in this batch) right after them.
+      ...(resumedRows > 0 && resumedRows === batch.rows.length ? { resumeNext: { ino: file.ino, rowsStart: inPlace.end } } : {}),
     };
   } finally {
     closeFile(fs, file);
@@ -262,8 +266,13 @@ function replaceWithWidened(
  * compared byte for byte, so a row is skipped only if it is there exactly.
  */
 function rowsAlreadyWritten(fs: WriterFs, file: OpenFile, header: readonly string[], batch: FileBatch): number {
+  return rowsInPlace(fs, file, header, batch).count;
+}
+
+/** The leading rows found in place, and the offset just past them. */
+function rowsInPlace(fs: WriterFs, file: OpenFile, header: readonly string[], batch: FileBatch): { count: number; end: number } {
   const point = batch.resume;
-  if (point === undefined || point.ino !== file.ino || point.rowsStart > file.size) return 0;
+  if (point === undefined || point.ino !== file.ino || point.rowsStart > file.size) return { count: 0, end: 0 };
   let offset = point.rowsStart;
   let count = 0;
   for (const row of batch.rows) {
@@ -275,7 +284,7 @@ function rowsAlreadyWritten(fs: WriterFs, file: OpenFile, header: readonly strin
     offset += expected.length;
     count++;
   }
-  return count;
+  return { count, end: offset };
 }
 
 /** Writes every byte, looping over short writes. */

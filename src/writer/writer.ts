@@ -169,7 +169,8 @@ export function createWriter(deps: WriterDeps): Writer {
         rowsWritten += outcome.rows;
         failedFiles.delete(outcome.fileName);
         failing.delete(outcome.fileName);
-        resumePoints.delete(outcome.fileName);
+        if (outcome.resumeNext === undefined) resumePoints.delete(outcome.fileName);
+        else resumePoints.set(outcome.fileName, outcome.resumeNext);
         reportWritten(outcome);
       } else {
         if (outcome.resume !== undefined) resumePoints.set(outcome.fileName, outcome.resume);

@@ -224,6 +224,17 @@ describe('failures after the write', () => {
     expect(readCsv(join(dir.path, 'data.csv')).map((r) => r[1])).toEqual(['a', '1', '2', '3']);
   });
 
+  it('resumes a dead attempt split over two retries, then writes new rows normally', async () => {
+    await write({ fileName: 'data.csv', rows: [row(['a'], ['0'])] });
+    const failed = (await write({ fileName: 'data.csv', rows: ['1', '2', '3'].map((c) => row(['a'], [c])) }, deps(fsyncFailsOnce({ truncateFails: true })))) as FileFailed;
+    const first = (await write({ fileName: 'data.csv', rows: [row(['a'], ['1']), row(['a'], ['2'])], resume: failed.resume })) as FileWritten;
+    expect(first).toMatchObject({ resumedRows: 2, resumeNext: { rowsStart: expect.any(Number) } });
+    const second = (await write({ fileName: 'data.csv', rows: [row(['a'], ['3']), row(['a'], ['4'])], resume: first.resumeNext })) as FileWritten;
+    expect(second).toMatchObject({ resumedRows: 1 });
+    expect(second.resumeNext).toBeUndefined();
+    expect(readCsv(join(dir.path, 'data.csv')).slice(1).map((r) => r[1])).toEqual(['0', '1', '2', '3', '4']);
+  });
+
   it('leaves rows already written in the old file when the retry brings a new key', async () => {
     await write({ fileName: 'data.csv', rows: [row(['a'], ['0'])] });
     const failed = (await write({ fileName: 'data.csv', rows: [row(['a'], ['1']), row(['a'], ['2'])] }, deps(fsyncFailsOnce({ truncateFails: true })))) as FileFailed;
