@@ -51,6 +51,7 @@ function expectRowsMatch(file: string, statuses: number[]): void {
   const okIds = statuses.flatMap((status, i) => (status >= 200 && status < 300 ? [`r${i}`] : []));
   expect(rows).toHaveLength(okIds.length);
   const fileIds = rows.map((row) => row[1]);
+  console.log(`drain ${file}: rows acknowledged ${okIds.length}, rows found ${rows.length}, duplicates ${fileIds.length - new Set(fileIds).size}`);
   expect(new Set(fileIds).size).toBe(fileIds.length); // each once
   expect([...fileIds].sort()).toEqual([...okIds].sort());
   for (const row of rows) {

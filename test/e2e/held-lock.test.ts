@@ -129,6 +129,7 @@ describe('a data file locked from outside', () => {
       return records.length - 1 >= acked.length ? records.slice(1).map((record) => Number(record[1])) : undefined;
     }, 'the acknowledged rows to reach data.csv');
     expect(readCsv(csv)[0]).toEqual(['received_at', 'seq', 'sensor', 'note']);
+    console.log(`held lock: rows acknowledged ${acked.length}, rows found ${seqs.length}, duplicates ${seqs.length - new Set(seqs).size}`);
     expect(seqs).toEqual(acked);
     await waitFor(async () => (await readyz(url)).status === 200, '/readyz to answer 200 again');
     expect(logLines(server).some((line) => line.msg === 'writer recovered')).toBe(true);

@@ -111,6 +111,7 @@ function expectExactlyAcked(ids: string[], acked: Set<string>): void {
   const counts = new Map<string, number>();
   for (const id of ids) counts.set(id, (counts.get(id) ?? 0) + 1);
   const repeated = [...counts].filter(([, count]) => count > 1).map(([id]) => id);
+  console.log(`two processes: rows acknowledged ${acked.size}, rows found ${ids.length}, duplicates ${repeated.length}`);
   expect(repeated, 'ids written more than once').toEqual([]);
   const missing = [...acked].filter((id) => !counts.has(id));
   expect(missing, 'acknowledged ids not on disk').toEqual([]);
