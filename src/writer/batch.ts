@@ -45,6 +45,13 @@ export interface FileWritten {
   readonly resumedRows?: number;
   /** Where a dead attempt's later rows would be, when all of these were found in place. */
   readonly resumeNext?: ResumePoint;
+  /** The file's id (section 10) and the length now known fsynced, when its state could be kept. */
+  readonly fileId?: string;
+  readonly end?: number;
+  /** The id and final length of the file an archive rename retired. */
+  readonly archived?: { readonly id: string; readonly end: number };
+  /** Why the file's state could not be kept (the rows are written all the same). */
+  readonly stateError?: string;
 }
 
 export interface FileFailed {

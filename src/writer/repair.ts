@@ -8,8 +8,9 @@
  * fields, so "outside quotes" is "after an even number of `"` bytes": one pass
  * over the file finds the last such `\n`, however many quoted newlines it has.
  */
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { type Rotation, isCurrentFileOf, partialFileName } from './file-names.js';
+import { ensureFileState, recordSynced } from './file-state.js';
 import type { WriterFs } from './writer-fs.js';
 
 export interface StartupRepairOptions {
@@ -56,6 +57,7 @@ export async function repairCurrentFiles(options: StartupRepairOptions): Promise
       try {
         const { ino, size } = fs.fstatSync(fd);
         boundaries.push({ path, ino, end: size });
+        vouchForWholeFile(fs, fd, path, size, options.now());
       } finally {
         fs.closeSync(fd);
       }
@@ -64,6 +66,21 @@ export async function repairCurrentFiles(options: StartupRepairOptions): Promise
     }
   }
   return { repairs, boundaries };
+}
+
+/**
+ * A crash between a write and its fsync leaves whole rows the file's state
+ * does not vouch for yet (section 10): fsync them and say so, or the
+ * forwarder would not send them until the stream's next write.
+ */
+function vouchForWholeFile(fs: WriterFs, fd: number, path: string, size: number, now: number): void {
+  try {
+    fs.fsyncSync(fd);
+    const state = ensureFileState(fs, path, size, now, () => {});
+    if (state.synced < size) recordSynced(fs, path, state, size);
+  } catch {
+    // Not fatal: the next write under the lock keeps the state, and until then the forwarder waits.
+  }
 }
 
 export interface RepairResult {
@@ -102,7 +119,7 @@ export function repairCutRow(fs: WriterFs, dataDir: string, fileName: string, no
     }
     fs.ftruncateSync(fd, end);
     fs.fsyncSync(fd);
-    const dirFd = fs.openSync(dataDir, 'r');
+    const dirFd = fs.openSync(dirname(path), 'r');
     try {
       fs.fsyncSync(dirFd);
     } finally {

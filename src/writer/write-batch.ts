@@ -14,12 +14,13 @@
  * Imports only CSV and file code: this module runs inside the worker thread.
  */
 import * as nodeFs from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { RECEIVED_AT, encodeLine, encodeRows, headerColumns, parseRecord } from '../csv.js';
 import type { BatchResult, BatchTask, FileBatch, FileOutcome, Row } from './batch.js';
 import { archiveFileName } from './file-names.js';
 import { cachedHeader, forgetRowEnd, knownRowEnd, rememberHeader, rememberRowEnd } from './file-memory.js';
+import { type FileState, ensureFileState, markArchiving, newFileId, recordSynced, writeFileStateDurably } from './file-state.js';
 import { type RepairResult, endOfLastRow, repairCutRow } from './repair.js';
 import { type Journal, type ResumePoint, beginTask, noteWrite } from './write-journal.js';
 import type { WriterFs } from './writer-fs.js';
@@ -122,7 +123,13 @@ function appendUnderLock(dataDir: string, batch: FileBatch, index: number, path:
       repaired = repairCutRow(fs, dataDir, batch.fileName, deps.now(), from) ?? undefined;
       file = openForAppend(fs, path);
     }
-    const outcome = { fileName: batch.fileName, ok: true as const, ...(repaired === undefined ? {} : { repaired }) };
+    const tracked = trackState(() => ensureFileState(fs, path, file.size, deps.now(), () => fs.fsyncSync(file.fd)));
+    const outcome = {
+      fileName: batch.fileName,
+      ok: true as const,
+      ...(repaired === undefined ? {} : { repaired }),
+      ...(tracked.error === undefined ? {} : { stateError: tracked.error }),
+    };
 
     const wanted = headerColumns(batch.rows);
     const onDisk = file.size === 0 ? null : readHeader(fs, path, file);
@@ -135,10 +142,13 @@ function appendUnderLock(dataDir: string, batch: FileBatch, index: number, path:
         // is archived like one that lacks a key.
         // Rows a dead attempt already wrote into this file stay here, in what becomes the archive.
         const resumedRows = onDisk === null ? 0 : rowsAlreadyWritten(fs, file, onDisk, batch);
+        // The old file becomes an archive that vouches for all of it, a dead attempt's rows included.
+        fs.fsyncSync(file.fd);
+        const archived = tracked.state === undefined ? undefined : { state: tracked.state, size: file.size };
         closeFile(fs, file);
         const old = (onDisk ?? []).filter((column) => column !== RECEIVED_AT);
         const header = [RECEIVED_AT, ...old, ...wanted.filter((column) => !old.includes(column))];
-        const widened = replaceWithWidened(dataDir, batch.fileName, batch.rows.slice(resumedRows), index, header, deps);
+        const widened = replaceWithWidened(dataDir, batch.fileName, batch.rows.slice(resumedRows), index, header, deps, archived);
         return { ...outcome, ...widened, rows: batch.rows.length, addedColumns: added, ...(resumedRows === 0 ? {} : { resumedRows }) };
       }
     }
@@ -153,12 +163,16 @@ function appendUnderLock(dataDir: string, batch: FileBatch, index: number, path:
     const rowsStart = resumedRows > 0 ? (batch.resume as ResumePoint).rowsStart : file.size + Buffer.byteLength(headerText);
     if (deps.journal !== undefined) noteWrite(deps.journal, index, { ino: file.ino, rowsStart });
     // A resumed batch's rows were written by a thread that died, perhaps before its fsyncs.
-    const fsyncSeconds = appendDurably(fs, file, bytes, created || resumedRows > 0 ? dataDir : null, { ino: file.ino, rowsStart });
+    const fsyncSeconds = appendDurably(fs, file, bytes, created || resumedRows > 0 ? dirname(path) : null, { ino: file.ino, rowsStart });
     const end = fs.fstatSync(file.fd).size;
-    if (end === file.size + bytes.length) rememberRowEnd(path, file.ino, end);
+    const ourEnd = file.size + bytes.length;
+    if (end === ourEnd) rememberRowEnd(path, file.ino, end);
     else forgetRowEnd(path); // someone appended while we wrote (a lock gone stale): scan next time
+    const synced = tracked.state === undefined ? undefined : trackState(() => recordSynced(fs, path, tracked.state as FileState, ourEnd));
     return {
       ...outcome,
+      ...(synced?.state === undefined ? {} : { fileId: synced.state.id, end: ourEnd }),
+      ...(synced?.error === undefined ? {} : { stateError: synced.error }),
       rows: batch.rows.length,
       bytes: bytes.length,
       created,
@@ -217,7 +231,8 @@ function replaceWithWidened(
   index: number,
   header: readonly string[],
   deps: WriteDeps,
-): { bytes: number; created: true; fsyncSeconds: number; archivedAs: string } {
+  old: { readonly state: FileState; readonly size: number } | undefined,
+): { bytes: number; created: true; fsyncSeconds: number; archivedAs: string; fileId?: string; end?: number; archived?: { id: string; end: number } } {
   const { fs } = deps;
   const path = join(dataDir, fileName);
   const nextPath = `${path}.new`;
@@ -242,7 +257,10 @@ function replaceWithWidened(
     throw error;
   }
   closeFile(fs, next);
-  const archivedAs = archiveCurrentFile(fs, dataDir, fileName, deps.now());
+  const archivedAs = freeArchiveName(fs, dataDir, fileName, deps.now());
+  // Marked first (durably), so a crash between the renames cannot leave the old id on the new file.
+  if (old !== undefined) markArchiving(fs, path, old.state, basename(archivedAs));
+  fs.renameSync(path, join(dataDir, archivedAs));
   try {
     fs.renameSync(nextPath, path);
   } catch (error) {
@@ -250,14 +268,45 @@ function replaceWithWidened(
     throw error;
   }
   rememberRowEnd(path, next.ino, bytes.length);
+  const archivedState = old === undefined ? undefined : { id: old.state.id, created: old.state.created, synced: old.size };
+  const moved = archivedState === undefined ? undefined : trackState(() => {
+    writeFileStateDurably(fs, join(dataDir, archivedAs), archivedState);
+    return archivedState;
+  });
+  const fresh = { id: newFileId(), created: deps.now(), synced: bytes.length };
+  // If this fails, the mark stays, and the next batch completes the move and gives a new id.
+  const started = moved?.state === undefined ? undefined : trackState(() => {
+    writeFileStateDurably(fs, path, fresh);
+    return fresh;
+  });
   try {
-    fsyncDirectory(fs, dataDir);
+    fsyncDirectory(fs, dirname(path));
   } catch (error) {
     // The rows are in place; only the renames may not be durable yet. The
     // retry finds the rows, skips them, and fsyncs the directory again.
     throw Object.assign(error as Error, { resume: { ino: next.ino, rowsStart: Buffer.byteLength(headerText) } });
   }
-  return { bytes: bytes.length, created: true, fsyncSeconds, archivedAs };
+  return {
+    bytes: bytes.length,
+    created: true,
+    fsyncSeconds,
+    archivedAs,
+    ...(started?.state === undefined ? {} : { fileId: fresh.id, end: bytes.length }),
+    ...(archivedState === undefined ? {} : { archived: { id: archivedState.id, end: archivedState.synced } }),
+  };
+}
+
+/**
+ * Runs a step that keeps a file's state. A failure there must not fail a
+ * write whose rows are safe: the rows stay, the next batch under the lock
+ * sets the state right, and the forwarder waits for it meanwhile.
+ */
+function trackState(step: () => FileState): { state?: FileState; error?: string } {
+  try {
+    return { state: step() };
+  } catch (error) {
+    return { error: `${errorCode(error)}: ${errorMessage(error)}` };
+  }
 }
 
 /**
@@ -320,14 +369,11 @@ function readHeader(fs: WriterFs, path: string, file: OpenFile): string[] | null
   }
 }
 
-/** Renames the current file to its archive name (`data.20261123T101500Z.csv`, `-1` … if taken). */
-function archiveCurrentFile(fs: WriterFs, dataDir: string, fileName: string, now: number): string {
+/** The archive name for the current file (`data.20261123T101500Z.csv`, `-1` … if taken). */
+function freeArchiveName(fs: WriterFs, dataDir: string, fileName: string, now: number): string {
   for (let attempt = 0; ; attempt++) {
     const name = archiveFileName(fileName, now, attempt);
-    if (!fs.existsSync(join(dataDir, name))) {
-      fs.renameSync(join(dataDir, fileName), join(dataDir, name));
-      return name;
-    }
+    if (!fs.existsSync(join(dataDir, name))) return name;
   }
 }
 

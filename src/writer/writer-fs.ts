@@ -18,4 +18,5 @@ export type WriterFs = Pick<
   | 'existsSync'
   | 'readdirSync'
   | 'unlinkSync'
+  | 'mkdirSync'
 >;

@@ -214,6 +214,9 @@ export function createWriter(deps: WriterDeps): Writer {
     if (outcome.resumedRows !== undefined) {
       log.warn({ file: outcome.fileName, rows: outcome.resumedRows }, 'rows found written by a writer thread that died');
     }
+    if (outcome.stateError !== undefined) {
+      log.warn({ file: outcome.fileName, err: outcome.stateError }, 'file state not kept; forwarding waits for the next write');
+    }
     events.fileWritten?.(outcome);
   }
 
