@@ -18,7 +18,7 @@ import type { IdempotencyStore } from './idempotency.js';
 import { createIngestRouter, unknownStream } from './routes/ingest.js';
 import { createIngestPipeline } from './routes/ingest-pipeline.js';
 import { createLineProtocolRouter } from './routes/line-protocol.js';
-import { createOpsRouter } from './routes/ops.js';
+import { type OpsDeps, createOpsRouter } from './routes/ops.js';
 import type { Writer } from './writer/writer.js';
 
 export interface AppDeps {
@@ -33,6 +33,8 @@ export interface AppDeps {
   readonly version: string;
   readonly now?: () => number;
   readonly startedAt?: number;
+  /** More `/readyz` checks, such as the forwarder's. */
+  readonly readyChecks?: OpsDeps['readyChecks'];
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -55,7 +57,14 @@ export function createApp(deps: AppDeps): Express {
   app.use(createLineProtocolRouter(pipeline, config.maxBatchRows, now));
   app.use(refuseWhileClosing(lifecycle, writer));
   app.use(
-    createOpsRouter({ version: deps.version, dataDir: config.dataDir, writer, now, startedAt: deps.startedAt ?? now() }),
+    createOpsRouter({
+      version: deps.version,
+      dataDir: config.dataDir,
+      writer,
+      now,
+      startedAt: deps.startedAt ?? now(),
+      ...(deps.readyChecks === undefined ? {} : { readyChecks: deps.readyChecks }),
+    }),
   );
   app.use(createMetricsRouter(metrics, config.readToken));
   app.use(createHistoryRouter({ history, activity, historyMax: config.historyMax, readToken: config.readToken, now }));

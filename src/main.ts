@@ -19,6 +19,8 @@ import { createMetrics } from './metrics.js';
 import { createMonitor } from './monitor.js';
 import { createStreamActivity } from './stream-activity.js';
 import { type Config, ConfigError, loadConfig, redactConfig } from './config.js';
+import { createForwardMetrics } from './nats/forward-metrics.js';
+import { type Forwarder, startForwarder } from './nats/forwarder.js';
 import { repairCurrentFiles } from './writer/repair.js';
 import { createThreadRunner } from './writer/runners.js';
 import { lockWaitingForHolder } from './writer/write-batch.js';
@@ -95,12 +97,35 @@ async function main(): Promise<void> {
   const activity = createStreamActivity(config.streams, Date.now);
   const history = createHistory(config.historyMax);
   const queueLength = (): number => writer.length;
-  const metrics = createMetrics({ registry: new Registry(), config, activity, queueLength });
-  const writer = createWriter({ config, runner: createThreadRunner({ boundaries }), logger, events: metrics.writerEvents });
+  const registry = new Registry();
+  const metrics = createMetrics({ registry, config, activity, queueLength });
+  // SPEC section 10: with NATS_URL set, committed rows also go to JetStream, read back from the files.
+  const forwarder =
+    config.natsUrl === undefined ? undefined : startForwarder({ config, logger, metrics: createForwardMetrics(registry, config.streams) });
+  const writerEvents = {
+    ...metrics.writerEvents,
+    fileWritten: (outcome: Parameters<NonNullable<typeof metrics.writerEvents.fileWritten>>[0]) => {
+      metrics.writerEvents.fileWritten?.(outcome);
+      forwarder?.notify();
+    },
+  };
+  const writer = createWriter({ config, runner: createThreadRunner({ boundaries }), logger, events: writerEvents });
   const monitor = createMonitor({ config, logger, activity, queueLength, now: Date.now });
   const lifecycle: Lifecycle = { closing: false };
   const idempotency = createIdempotencyStore({ windowSec: config.idempotencyWindowSec, maxKeys: config.idempotencyMaxKeys, now: Date.now });
-  const app = createApp({ config, logger, writer, metrics, history, activity, idempotency, lifecycle, version, startedAt });
+  const app = createApp({
+    config,
+    logger,
+    writer,
+    metrics,
+    history,
+    activity,
+    idempotency,
+    lifecycle,
+    version,
+    startedAt,
+    ...(forwarder === undefined ? {} : { readyChecks: () => ({ forward: forwardCheck(forwarder) }) }),
+  });
   const server = createServer(app);
   // Slow senders: a request must arrive whole within 30 s, its headers within 10 s
   // (Node's defaults, 300 s and 60 s, let a slow-loris hold sockets for long on a Pi).
@@ -120,7 +145,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     monitor.close();
-    void shutdown({ signal, server, writer, lifecycle, logger, flushLog, timeoutMs: config.shutdownTimeoutSec * 1000 });
+    void shutdown({ signal, server, writer, forwarder, lifecycle, logger, flushLog, timeoutMs: config.shutdownTimeoutSec * 1000 });
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
@@ -130,6 +155,7 @@ interface ShutdownDeps {
   readonly signal: NodeJS.Signals;
   readonly server: Server;
   readonly writer: Writer;
+  readonly forwarder: Forwarder | undefined;
   readonly lifecycle: Lifecycle;
   readonly logger: Logger;
   readonly flushLog: (deadlineMs: number) => Promise<void>;
@@ -141,7 +167,7 @@ interface ShutdownDeps {
  * requests in flight, write everything queued, exit 0; past the deadline log
  * the rows left and exit 1.
  */
-async function shutdown({ signal, server, writer, lifecycle, logger, flushLog, timeoutMs }: ShutdownDeps): Promise<void> {
+async function shutdown({ signal, server, writer, forwarder, lifecycle, logger, flushLog, timeoutMs }: ShutdownDeps): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   lifecycle.closing = true;
   logger.info({ signal, rows: writer.length }, 'shutting down');
@@ -159,6 +185,8 @@ async function shutdown({ signal, server, writer, lifecycle, logger, flushLog, t
   clearInterval(idleCloser);
 
   const unwritten = await writer.drain(Math.max(0, deadline - Date.now()));
+  // Rows not yet acknowledged by JetStream wait in the files for the next start.
+  await forwarder?.close();
   if (unwritten > 0) {
     logger.error({ rows: unwritten }, 'shutdown timed out with rows not written');
     await flushLog(LOG_FLUSH_DEADLINE_MS);
@@ -168,6 +196,12 @@ async function shutdown({ signal, server, writer, lifecycle, logger, flushLog, t
   logger.info({ signal }, 'stopped');
   await flushLog(LOG_FLUSH_DEADLINE_MS);
   process.exit(0);
+}
+
+/** Forwarding never makes the server unready (ingest does not depend on it); the check shows how it goes. */
+function forwardCheck(forwarder: Forwarder): { ok: true; connected: boolean; forwarding: boolean; lag_rows: number } {
+  const lagRows = [...forwarder.lag().values()].reduce((sum, rows) => sum + rows, 0);
+  return { ok: true, connected: forwarder.connected, forwarding: forwarder.holdsLock, lag_rows: lagRows };
 }
 
 main().catch((error: unknown) => {

@@ -107,7 +107,7 @@ function cellText(value: unknown): string {
   return JSON.stringify(value);
 }
 
-function checkKey(name: string, where: string): void {
+export function checkKey(name: string, where: string): void {
   if (name === RECEIVED_AT) {
     throw new BadRequestError(`${where}the key '${RECEIVED_AT}' is the server's own column`, 'RESERVED_KEY');
   }

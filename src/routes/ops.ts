@@ -15,6 +15,13 @@ export interface OpsDeps {
   readonly now: () => number;
   /** When the process started, in epoch ms. */
   readonly startedAt: number;
+  /** More `/readyz` checks (NATS, for the forwarder and the collector). */
+  readonly readyChecks?: () => Record<string, ReadyCheck>;
+}
+
+export interface ReadyCheck {
+  readonly ok: boolean;
+  readonly [detail: string]: unknown;
 }
 
 export function createOpsRouter(deps: OpsDeps): Router {
@@ -45,6 +52,7 @@ export function createOpsRouter(deps: OpsDeps): Router {
       writer: { ok: alive && !writer.stalled, alive, stalled: writer.stalled },
       data_dir: { ok: dataDirWritable, path: deps.dataDir },
       queue: { ok: writer.length < writer.capacity, length: writer.length, max: writer.capacity },
+      ...deps.readyChecks?.(),
     };
     const ok = Object.values(checks).every((check) => check.ok);
     res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'error', checks });

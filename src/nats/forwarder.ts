@@ -1,0 +1,388 @@
+/**
+ * The forwarder (SPEC section 10): every row made durable in DATA_DIR is
+ * published to JetStream, from the CSV files themselves, the way a
+ * tail-with-checkpoint reader does it:
+ *
+ *   take the forwarder lock ─► connect (for ever) ─► ensure the stream
+ *     ─► loop: for each stream's files, oldest first:
+ *          state (id, synced length) ─► rows from the cursor up to synced
+ *          ─► publish them, all in flight at once, id <site>:<file id>:<offset>
+ *          ─► retry the ones not acked (same ids) until they are
+ *          ─► cursor := past them, fsynced
+ *
+ * Ingest never waits for any of it: rows wait in the files while NATS is
+ * away, memory holds one chunk of rows, and a restart goes on from the
+ * cursors. Two servers on one DATA_DIR: the one holding the lock forwards,
+ * the other tries the lock every few seconds and takes over once it is
+ * stale (its holder died).
+ */
+import * as nodeFs from 'node:fs';
+import { join } from 'node:path';
+import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import lockfile from 'proper-lockfile';
+import type { Config } from '../config.js';
+import { RECEIVED_AT } from '../csv.js';
+import { streamFileOf } from '../writer/file-names.js';
+import { type FileState, STATE_DIR, csvNameOfState, readFileState, stateDirOf } from '../writer/file-state.js';
+import { type NatsConfig, connectNats, ensureStream, managerOf, safeMessage, subjectOf } from './connection.js';
+import { type CursorStore, createCursorStore } from './cursor-store.js';
+import { countRecords, readHeaderRecord, readRecords } from './csv-reader.js';
+import type { ForwardMetrics } from './forward-metrics.js';
+import { encodeRowMessage, messageId } from './row-message.js';
+
+export type ForwarderConfig = NatsConfig & Pick<Config, 'dataDir' | 'streams' | 'siteId'>;
+
+export interface ForwarderDeps {
+  readonly config: ForwarderConfig;
+  readonly logger: Logger;
+  readonly metrics: ForwardMetrics;
+  readonly now?: () => number;
+  /** Tests may shorten the waits. */
+  readonly timing?: Partial<typeof TIMING>;
+}
+
+export interface Forwarder {
+  /** Rows were just written: look again now rather than at the next poll. */
+  notify(): void;
+  /** Rows durable but not acknowledged by JetStream, by stream. */
+  lag(): ReadonlyMap<string, number>;
+  readonly holdsLock: boolean;
+  readonly connected: boolean;
+  close(): Promise<void>;
+}
+
+const TIMING = {
+  /** Another process's writes are seen within this. */
+  pollMs: 1000,
+  /** How often a server without the lock tries for it. */
+  lockRetryMs: 2000,
+  publishTimeoutMs: 5000,
+  retryMaxMs: 5000,
+  /** SPEC: WARN when the lag has not fallen for this long. */
+  lagWarnMs: 60_000,
+  lagCheckMs: 5000,
+};
+
+/** Rows published together (all in flight at once) before the cursor moves. */
+const CHUNK_ROWS = 512;
+/** Bytes counted for the lag metric per file per pass, so a huge backlog is counted over several passes. */
+const COUNT_BYTES_PER_PASS = 4 * 1024 * 1024;
+
+/** What the forwarder knows of one file. */
+interface Tracked {
+  readonly id: string;
+  readonly name: string;
+  readonly stream: string;
+  readonly created: number;
+  /** Acknowledged up to here (a row boundary). */
+  cursor: number;
+  /** Rows in [cursor, counted) are counted in `lag`. */
+  counted: number;
+  lag: number;
+  /** Caught up and never to grow again (an archive): not looked at again. */
+  settled: boolean;
+}
+
+interface OutgoingRow {
+  readonly subject: string;
+  readonly payload: string;
+  readonly id: string;
+}
+
+export function startForwarder(deps: ForwarderDeps): Forwarder {
+  const { config, metrics } = deps;
+  const timing = { ...TIMING, ...deps.timing };
+  const now = deps.now ?? Date.now;
+  const log = deps.logger.child({ component: 'forwarder' });
+  const streams = new Set(config.streams);
+  const stateDir = stateDirOf(config.dataDir);
+  const lockTarget = join(config.dataDir, STATE_DIR, 'forwarder');
+  const byName = new Map<string, Tracked>();
+
+  let closed = false;
+  let holdsLock = false;
+  let lockLost = false;
+  let release: (() => Promise<void>) | undefined;
+  let nc: NatsConnection | undefined;
+  let connected = false;
+  let wakeUp: (() => void) | undefined;
+  let cursors: CursorStore | undefined;
+
+  const sleep = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        wakeUp = undefined;
+        resolve();
+      }
+      wakeUp = done;
+    });
+
+  function lag(): Map<string, number> {
+    const byStream = new Map<string, number>();
+    for (const file of byName.values()) byStream.set(file.stream, (byStream.get(file.stream) ?? 0) + file.lag);
+    return byStream;
+  }
+  metrics.setLagSource(lag);
+
+  async function takeLock(): Promise<void> {
+    nodeFs.mkdirSync(join(config.dataDir, STATE_DIR), { recursive: true });
+    let told = false;
+    while (!closed) {
+      try {
+        release = await lockfile.lock(lockTarget, {
+          realpath: false,
+          stale: 10_000,
+          update: 2_500,
+          retries: 0,
+          onCompromised: (error) => {
+            lockLost = true;
+            log.error({ err: safeMessage(error) }, 'forwarder lock lost; forwarding stops');
+          },
+        });
+        holdsLock = true;
+        log.info({ lock: `${lockTarget}.lock` }, 'forwarder lock taken');
+        return;
+      } catch (error) {
+        if ((error as { code?: string }).code !== 'ELOCKED') throw error;
+        if (!told) log.info('another server on this DATA_DIR forwards; this one waits to take over');
+        told = true;
+        await sleep(timing.lockRetryMs);
+      }
+    }
+  }
+
+  async function watchStatus(connection: NatsConnection): Promise<void> {
+    for await (const status of connection.status()) {
+      if (status.type === 'disconnect') {
+        connected = false;
+        metrics.connected(false);
+        log.warn('disconnected from NATS; rows wait in the CSV files');
+      } else if (status.type === 'reconnect') {
+        connected = true;
+        metrics.connected(true);
+        log.info({ server: status.server }, 'reconnected to NATS');
+        wakeUp?.();
+      }
+    }
+  }
+
+  /** The files to look at, by stream, oldest first. */
+  function listFiles(): Array<{ name: string; stream: string }> {
+    let entries: string[];
+    try {
+      entries = nodeFs.readdirSync(stateDir);
+    } catch {
+      return [];
+    }
+    const files: Array<{ name: string; stream: string; created: number }> = [];
+    for (const entry of entries) {
+      const name = csvNameOfState(entry);
+      if (name === null || byName.get(name)?.settled === true) continue;
+      const of = streamFileOf(name, streams);
+      if (of === null) continue;
+      files.push({ name, stream: of.stream, created: byName.get(name)?.created ?? 0 });
+    }
+    return files;
+  }
+
+  /**
+   * The file's state, read twice around opening it: equal reads with no
+   * archive under way mean the open file is the one the state describes.
+   */
+  function openStable(name: string): { fd: number; state: FileState } | null {
+    const path = join(config.dataDir, name);
+    const before = readFileState(nodeFs, path);
+    if (before === null || before.archivedAs !== undefined) return null;
+    let fd: number;
+    try {
+      fd = nodeFs.openSync(path, 'r');
+    } catch {
+      return null;
+    }
+    const after = readFileState(nodeFs, path);
+    if (after === null || after.archivedAs !== undefined || after.id !== before.id || after.synced < before.synced) {
+      nodeFs.closeSync(fd);
+      return null;
+    }
+    return { fd, state: after };
+  }
+
+  /** Publishes one chunk of a file's rows, if it has any; resolves to the rows acknowledged. */
+  async function forwardFile(js: JetStreamClient, name: string, stream: string): Promise<number> {
+    const opened = openStable(name);
+    if (opened === null) return 0;
+    const { fd, state } = opened;
+    try {
+      const size = nodeFs.fstatSync(fd).size;
+      const synced = Math.min(state.synced, size);
+      const header = readHeaderRecord(nodeFs, fd, synced);
+      if (header === null) return 0;
+      const archive = streamFileOf(name, streams)?.archive ?? false;
+      let file = byName.get(name);
+      if (file === undefined || file.id !== state.id) {
+        const cursor = Math.max(cursors?.read(state.id) ?? 0, header.end);
+        file = { id: state.id, name, stream, created: state.created, cursor, counted: cursor, lag: 0, settled: false };
+        byName.set(name, file);
+      }
+      if (file.counted < synced) {
+        const counted = countRecords(nodeFs, fd, file.counted, synced, COUNT_BYTES_PER_PASS);
+        file.lag += counted.count;
+        file.counted = counted.end;
+      }
+      if (file.cursor >= file.counted) {
+        if (archive && file.cursor >= synced) file.settled = true;
+        return 0;
+      }
+      const { records, end } = readRecords(nodeFs, fd, file.cursor, file.counted, CHUNK_ROWS);
+      if (records.length === 0) return 0;
+      const columns = header.fields.slice(1);
+      const subject = subjectOf(config.natsSubjectPrefix, config.siteId, stream);
+      const outgoing: OutgoingRow[] = records.map((record) => ({
+        subject,
+        id: messageId({ site: config.siteId, fileId: state.id, offset: record.offset }),
+        payload: encodeRowMessage(
+          { site: config.siteId, stream, file: name, received_at: record.fields[0] ?? '', cells: {} },
+          columns,
+          record.fields.slice(1),
+        ),
+      }));
+      if (header.fields[0] !== RECEIVED_AT) log.warn({ file: name }, 'file does not start with received_at; sent as it is');
+      if (!(await publishAll(js, outgoing))) return 0;
+      file.cursor = end;
+      file.lag -= records.length;
+      cursors?.write(state.id, end);
+      metrics.rowsForwarded(stream, records.length);
+      return records.length;
+    } finally {
+      nodeFs.closeSync(fd);
+    }
+  }
+
+  /** Every row in flight at once; the ones not acknowledged again, same ids, until all are. False if closed first. */
+  async function publishAll(js: JetStreamClient, rows: readonly OutgoingRow[]): Promise<boolean> {
+    let pending = rows;
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      if (closed || lockLost) return false;
+      const results = await Promise.allSettled(
+        pending.map((row) => js.publish(row.subject, row.payload, { msgID: row.id, timeout: timing.publishTimeoutMs })),
+      );
+      const failed = pending.filter((_, index) => results[index]?.status === 'rejected');
+      if (failed.length > 0) {
+        metrics.publishFailed(failed.length);
+        const reason = (results.find((result) => result.status === 'rejected') as PromiseRejectedResult).reason;
+        if (attempt === 0 || attempt % 10 === 0) log.warn({ rows: failed.length, err: safeMessage(reason), attempt }, 'publish not acknowledged; retrying');
+        await sleep(Math.min(timing.retryMaxMs, 100 * 2 ** Math.min(attempt, 6)));
+      }
+      pending = failed;
+    }
+    return true;
+  }
+
+  async function forwardLoop(js: JetStreamClient): Promise<void> {
+    while (!closed && !lockLost) {
+      let sent = 0;
+      for (const { name, stream } of orderFiles(listFiles())) {
+        if (closed || lockLost) return;
+        try {
+          sent += await forwardFile(js, name, stream);
+        } catch (error) {
+          log.error({ file: name, err: safeMessage(error), code: (error as { code?: string }).code }, 'cannot read file to forward');
+        }
+      }
+      if (sent === 0) await sleep(timing.pollMs);
+    }
+  }
+
+  function orderFiles(files: Array<{ name: string; stream: string }>): Array<{ name: string; stream: string }> {
+    // A stream's files oldest first (creation time from the state), so the central copy keeps the edge's order.
+    const created = (name: string): number => byName.get(name)?.created ?? readFileState(nodeFs, join(config.dataDir, name))?.created ?? 0;
+    return files
+      .map((file) => ({ ...file, created: created(file.name) }))
+      .sort((a, b) => a.stream.localeCompare(b.stream) || a.created - b.created || a.name.localeCompare(b.name));
+  }
+
+  const lagWatch = watchLag();
+
+  function watchLag(): NodeJS.Timeout {
+    let lastTotal = 0;
+    let stuckSince: number | undefined;
+    let lastWarn = Number.NEGATIVE_INFINITY;
+    let warned = false;
+    const timer = setInterval(() => {
+      const total = [...lag().values()].reduce((sum, rows) => sum + rows, 0);
+      const at = now();
+      if (total === 0) {
+        if (warned) log.info('forward caught up');
+        warned = false;
+        stuckSince = undefined;
+      } else if (stuckSince === undefined || total < lastTotal) {
+        stuckSince = at;
+      } else if (at - stuckSince >= timing.lagWarnMs && at - lastWarn >= timing.lagWarnMs) {
+        log.warn({ rows: total, connected, since_s: Math.round((at - stuckSince) / 1000) }, 'forward lagging');
+        lastWarn = at;
+        warned = true;
+      }
+      lastTotal = total;
+    }, timing.lagCheckMs);
+    timer.unref();
+    return timer;
+  }
+
+  const running = (async () => {
+    try {
+      await takeLock();
+      if (closed) return;
+      cursors = createCursorStore(config.dataDir);
+      log.info({ servers: config.natsUrl?.length, subject: `${config.natsSubjectPrefix}.${config.siteId}.<stream>`, stream: config.natsStream }, 'connecting to NATS');
+      nc = await connectNats(config, `sensor-ingest ${config.siteId}`);
+      if (closed) {
+        await nc.close();
+        return;
+      }
+      connected = true;
+      metrics.connected(true);
+      log.info({ server: nc.getServer() }, 'connected to NATS');
+      void watchStatus(nc);
+      const jsm = await managerOf(nc);
+      for (let attempt = 0; !closed; attempt++) {
+        try {
+          const how = await ensureStream(jsm, config);
+          if (how === 'created') log.info({ stream: config.natsStream, replicas: config.natsReplicas }, 'JetStream stream created');
+          break;
+        } catch (error) {
+          if (attempt % 10 === 0) log.warn({ err: safeMessage(error), stream: config.natsStream }, 'cannot find or create the JetStream stream; retrying');
+          await sleep(timing.retryMaxMs);
+        }
+      }
+      await forwardLoop(jetstream(nc));
+    } catch (error) {
+      if (!closed) log.error({ err: safeMessage(error) }, 'forwarder stopped');
+    }
+  })();
+
+  return {
+    notify: () => wakeUp?.(),
+    lag,
+    get holdsLock() {
+      return holdsLock && !lockLost;
+    },
+    get connected() {
+      return connected;
+    },
+    async close() {
+      closed = true;
+      clearInterval(lagWatch);
+      wakeUp?.();
+      // Publishes in flight end with the connection; their rows go again next start, same ids.
+      await nc?.close().catch(() => {});
+      // A first connect still under way (NATS down) never ends by itself: stop waiting for it.
+      await Promise.race([running, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+      metrics.connected(false);
+      await release?.().catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,97 @@
+/**
+ * One CSV row as a NATS message (SPEC section 10), and the checks the
+ * collector makes before it writes anything a message says.
+ *
+ *   {"site","stream","file","received_at","cells":{column: cell}}
+ *   Nats-Msg-Id: <site>:<file id>:<byte offset of the row>
+ */
+import { RECEIVED_AT, encodeLine } from '../csv.js';
+import { checkKey } from '../reading.js';
+
+export interface RowMessage {
+  readonly site: string;
+  readonly stream: string;
+  /** The file's name when the row was sent; for people only. */
+  readonly file: string;
+  readonly received_at: string;
+  /** Every column of the row's header but received_at, as the strings in the CSV. */
+  readonly cells: Readonly<Record<string, string>>;
+}
+
+/** Where a row came from: the id JetStream and the collector de-duplicate on. */
+export interface RowOrigin {
+  readonly site: string;
+  readonly fileId: string;
+  readonly offset: number;
+}
+
+export const NAME = /^[a-z0-9_-]{1,64}$/;
+const RECEIVED_AT_FORMAT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const MSG_ID = /^([a-z0-9_-]{1,64}):([0-9a-f]{16}):(\d{1,16})$/;
+
+export function messageId(origin: RowOrigin): string {
+  return `${origin.site}:${origin.fileId}:${origin.offset}`;
+}
+
+export function parseMessageId(id: string | undefined): RowOrigin | null {
+  const match = id === undefined ? null : MSG_ID.exec(id);
+  if (match === null) return null;
+  return { site: match[1] as string, fileId: match[2] as string, offset: Number(match[3]) };
+}
+
+/**
+ * The message's JSON text. Built by hand so `cells` keeps the header's
+ * column order (an object would move integer-like keys such as "1" first).
+ */
+export function encodeRowMessage(message: RowMessage, columns: readonly string[], cells: readonly string[]): string {
+  let text = '{';
+  for (let i = 0; i < columns.length; i++) text += `${i === 0 ? '' : ','}${JSON.stringify(columns[i])}:${JSON.stringify(cells[i] ?? '')}`;
+  text += '}';
+  return `{"site":${JSON.stringify(message.site)},"stream":${JSON.stringify(message.stream)},"file":${JSON.stringify(message.file)},"received_at":${JSON.stringify(message.received_at)},"cells":${text}}`;
+}
+
+export type Validated = { readonly ok: true; readonly message: RowMessage; readonly origin: RowOrigin } | { readonly ok: false; readonly why: string };
+
+/**
+ * SPEC section 10's valid message: all five fields; site and stream are
+ * names and equal the subject's last two tokens; received_at is ISO 8601
+ * UTC with milliseconds; cells an object of strings under section 3's key
+ * rules. The id must name the same site.
+ */
+export function validateRowMessage(subject: string, id: string | undefined, data: Uint8Array): Validated {
+  let body: unknown;
+  try {
+    body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data));
+  } catch {
+    return { ok: false, why: 'not JSON' };
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return { ok: false, why: 'not a JSON object' };
+  const { site, stream, file, received_at: receivedAt, cells } = body as Record<string, unknown>;
+  if (typeof site !== 'string' || !NAME.test(site)) return { ok: false, why: 'site is not a name of a-z, 0-9, _ and -' };
+  if (typeof stream !== 'string' || !NAME.test(stream)) return { ok: false, why: 'stream is not a name of a-z, 0-9, _ and -' };
+  const tokens = subject.split('.');
+  if (tokens.at(-2) !== site || tokens.at(-1) !== stream) return { ok: false, why: 'site and stream differ from the subject' };
+  if (typeof file !== 'string') return { ok: false, why: 'file is missing' };
+  if (typeof receivedAt !== 'string' || !RECEIVED_AT_FORMAT.test(receivedAt) || Number.isNaN(Date.parse(receivedAt))) {
+    return { ok: false, why: 'received_at is not ISO 8601 UTC with milliseconds' };
+  }
+  if (typeof cells !== 'object' || cells === null || Array.isArray(cells)) return { ok: false, why: 'cells is not an object' };
+  for (const [key, value] of Object.entries(cells)) {
+    if (typeof value !== 'string') return { ok: false, why: `cell '${key.slice(0, 40)}' is not a string` };
+    try {
+      checkKey(key, '');
+    } catch (error) {
+      return { ok: false, why: (error as Error).message };
+    }
+  }
+  const origin = parseMessageId(id);
+  if (origin === null || origin.site !== site) return { ok: false, why: 'Nats-Msg-Id is not <site>:<file id>:<offset>' };
+  return { ok: true, message: { site, stream, file, received_at: receivedAt, cells: cells as Record<string, string> }, origin };
+}
+
+/** The row's length in the edge's CSV file: where the next row of that file begins. */
+export function rowBytes(message: RowMessage): number {
+  return Buffer.byteLength(encodeLine([message.received_at, ...Object.values(message.cells)]));
+}
+
+export { RECEIVED_AT };
