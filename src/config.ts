@@ -114,6 +114,8 @@ export interface LoadConfigOptions {
   readonly hostname?: string;
   /** Directory that relative paths are resolved against. */
   readonly cwd?: string;
+  /** Defaults that differ for another entry point (the collector's `PORT` is 8889). */
+  readonly defaults?: Partial<Record<keyof typeof DEFAULTS, string>>;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -128,7 +130,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     const value = env[name];
     return value === undefined || value.trim() === '' ? undefined : value.trim();
   };
-  const valueOrDefault = (name: keyof typeof DEFAULTS): string => raw(name) ?? DEFAULTS[name];
+  const valueOrDefault = (name: keyof typeof DEFAULTS): string => raw(name) ?? options.defaults?.[name] ?? DEFAULTS[name];
   const fail = (name: string, accepted: string, value: string): undefined => {
     const shown = SECRET_VARIABLES.has(name) ? 'the value is not shown because it is a secret' : `got '${value}'`;
     problems.push(`${name} must be ${accepted}; ${shown}`);

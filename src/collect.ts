@@ -1,0 +1,147 @@
+/**
+ * The collector's entry point (`npm run collect`, SPEC section 10): the same
+ * config, logger, metrics and writer as the ingest server; rows come from a
+ * JetStream consumer instead of HTTP, and go to `DATA_DIR/<site>/<stream>.csv`.
+ *
+ * loadConfig (PORT default 8889; NATS_URL required) → logger → cut rows the
+ * journal does not cover → writer → consumer → listen; SIGTERM/SIGINT: finish
+ * the batch in hand (written, journaled, acked), drain, exit 0.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import * as nodeFs from 'node:fs';
+import { createServer } from 'node:http';
+import { hostname } from 'node:os';
+import { Registry } from 'prom-client';
+import { createCollectorApp } from './collector-app.js';
+import { type Config, ConfigError, loadConfig, redactConfig } from './config.js';
+import { createLogger } from './logger.js';
+import { createMetrics } from './metrics.js';
+import { openCollectJournal } from './nats/collect-journal.js';
+import { createCollectMetrics } from './nats/collect-metrics.js';
+import { cutUnjournaledRows } from './nats/collect-repair.js';
+import { startCollector } from './nats/collector.js';
+import { createStreamActivity } from './stream-activity.js';
+import { createThreadRunner } from './writer/runners.js';
+import { lockWaitingForHolder } from './writer/write-batch.js';
+import { createWriter } from './writer/writer.js';
+
+const EXIT_CONFIG = 78;
+const LOG_FLUSH_DEADLINE_MS = 2_000;
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(`sensor-ingest-collect: ${message}\n`);
+  process.exit(code);
+}
+
+function readConfig(): Config {
+  let config: Config;
+  try {
+    config = loadConfig(process.env, { hostname: hostname(), defaults: { PORT: '8889' } });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    for (const problem of error.problems) process.stderr.write(`sensor-ingest-collect: ${problem}\n`);
+    process.exit(EXIT_CONFIG);
+  }
+  if (config.natsUrl === undefined) {
+    process.stderr.write("sensor-ingest-collect: NATS_URL='' is not accepted: the collector needs a comma list of nats://[user:pass@]host:port addresses\n");
+    process.exit(EXIT_CONFIG);
+  }
+  return config;
+}
+
+async function main(): Promise<void> {
+  const startedAt = Date.now();
+  const config = readConfig();
+  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  try {
+    mkdirSync(config.dataDir, { recursive: true });
+    mkdirSync(config.logDir, { recursive: true });
+  } catch (error) {
+    fail(`DATA_DIR or LOG_DIR cannot be used: ${(error as Error).message}`);
+  }
+  const { logger, flush: flushLog } = await createLogger(config);
+
+  const journal = openCollectJournal(config.dataDir);
+  const cuts = await cutUnjournaledRows({ dataDir: config.dataDir, journal, fs: nodeFs, lock: lockWaitingForHolder, now: Date.now });
+  for (const cut of cuts) logger.warn({ file: cut.file, bytes: cut.bytes }, 'cut rows written but not journaled; they come again');
+
+  const registry = new Registry();
+  const queueLength = (): number => writer.length;
+  const metrics = createMetrics({ registry, config: { ...config, streams: [] }, activity: createStreamActivity([], Date.now), queueLength });
+  const collectMetrics = createCollectMetrics(registry);
+  let ends = new Map<string, number>();
+  let stateLost = false;
+  const writer = createWriter({
+    config,
+    runner: createThreadRunner(),
+    logger,
+    events: {
+      ...metrics.writerEvents,
+      fileWritten(outcome) {
+        metrics.writerEvents.fileWritten?.(outcome);
+        if (outcome.archived !== undefined) ends.set(outcome.archived.id, outcome.archived.end);
+        if (outcome.fileId !== undefined && outcome.end !== undefined) ends.set(outcome.fileId, outcome.end);
+        if (outcome.stateError !== undefined) stateLost = true;
+      },
+    },
+  });
+
+  let stopping = false;
+  const collector = startCollector({
+    config,
+    logger,
+    writer,
+    journal,
+    metrics: collectMetrics,
+    takeEnds: () => {
+      const taken = ends;
+      ends = new Map();
+      return taken;
+    },
+    stateLost: () => stateLost,
+    fatal: (message) => {
+      logger.fatal(message);
+      void flushLog(LOG_FLUSH_DEADLINE_MS).then(() => process.exit(1));
+    },
+  });
+
+  const app = createCollectorApp({
+    version,
+    dataDir: config.dataDir,
+    readToken: config.readToken,
+    writer,
+    metrics,
+    startedAt,
+    natsCheck: () => ({ ok: collector.connected, connected: collector.connected }),
+  });
+  const server = createServer(app);
+  await new Promise<void>((resolve) => {
+    server.once('error', (error: NodeJS.ErrnoException) => fail(`cannot listen on ${config.host}:${config.port}: ${error.message} (${error.code ?? 'error'})`));
+    server.listen(config.port, config.host, () => resolve());
+  });
+  process.send?.('ready');
+  logger.info({ version, port: config.port, config: redactConfig(config), journal: journal.size() }, 'sensor-ingest collector started');
+
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    void (async () => {
+      logger.info({ signal }, 'collector stopping');
+      await collector.close();
+      const unwritten = await writer.drain(config.shutdownTimeoutSec * 1000);
+      await writer.close();
+      journal.close();
+      server.close();
+      server.closeAllConnections();
+      logger.info({ signal, rows: unwritten }, 'stopped');
+      await flushLog(LOG_FLUSH_DEADLINE_MS);
+      process.exit(unwritten > 0 ? 1 : 0);
+    })();
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main().catch((error: unknown) => {
+  fail(`start-up failed: ${((error as Error).message ?? String(error)).split('\n')[0]}`);
+});

@@ -1,0 +1,66 @@
+/**
+ * The collector's start-up repair (SPEC section 10): a central file that is
+ * longer than the collector's journal says ends in rows written but never
+ * journaled, so never acked: a crash came in between. They are cut off here,
+ * under the file's lock, and JetStream hands them out again.
+ */
+import { join } from 'node:path';
+import type * as nodeFs from 'node:fs';
+import { readHeaderRecord } from './csv-reader.js';
+import type { CollectJournal } from './collect-journal.js';
+import { NAME } from './row-message.js';
+import { ensureFileState, readFileState, recordSynced } from '../writer/file-state.js';
+import type { LockFile } from '../writer/write-batch.js';
+import type { WriterFs } from '../writer/writer-fs.js';
+
+export interface CutBack {
+  readonly file: string;
+  /** Bytes cut off the end. */
+  readonly bytes: number;
+}
+
+export async function cutUnjournaledRows(options: {
+  readonly dataDir: string;
+  readonly journal: CollectJournal;
+  readonly fs: WriterFs & Pick<typeof nodeFs, 'statSync'>;
+  readonly lock: LockFile;
+  readonly now: () => number;
+}): Promise<CutBack[]> {
+  const { dataDir, journal, fs } = options;
+  const cuts: CutBack[] = [];
+  for (const site of fs.readdirSync(dataDir).filter((name) => NAME.test(name)).sort()) {
+    const siteDir = join(dataDir, site);
+    if (!fs.statSync(siteDir).isDirectory()) continue;
+    for (const name of fs.readdirSync(siteDir).filter((entry) => entry.endsWith('.csv')).sort()) {
+      const path = join(siteDir, name);
+      const release = await options.lock(path);
+      try {
+        const cut = cutFile(fs, path, journal, options.now());
+        if (cut > 0) cuts.push({ file: `${site}/${name}`, bytes: cut });
+      } finally {
+        await release().catch(() => {});
+      }
+    }
+  }
+  return cuts;
+}
+
+/** Cuts one file back to its journaled length; returns the bytes cut. */
+function cutFile(fs: WriterFs, path: string, journal: CollectJournal, now: number): number {
+  let state = readFileState(fs, path);
+  if (state === null) return 0; // never written to by the writer's rules: not ours to cut
+  const fd = fs.openSync(path, 'r+');
+  try {
+    const size = fs.fstatSync(fd).size;
+    // Completes an archive rename a crash cut short; a file that thereby turns out new gets its own id.
+    if (state.archivedAs !== undefined) state = ensureFileState(fs, path, size, now, () => fs.fsyncSync(fd));
+    const end = journal.endOf(state.id) ?? readHeaderRecord(fs, fd, size)?.end ?? 0;
+    if (size <= end) return 0;
+    fs.ftruncateSync(fd, end);
+    fs.fsyncSync(fd);
+    if (state.synced > end) recordSynced(fs, path, state, end);
+    return size - end;
+  } finally {
+    fs.closeSync(fd);
+  }
+}

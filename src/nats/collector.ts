@@ -1,0 +1,241 @@
+/**
+ * The collector (SPEC section 10): a durable JetStream pull consumer that
+ * writes every row to `DATA_DIR/<site>/<stream>.csv` through the same writer
+ * as ingest, exactly once:
+ *
+ *   fetch a batch ─► invalid? +TERM ─► already written (journal)? ack later
+ *     ─► the rest to the writer, one row each with its own received_at
+ *     ─► all fsynced ─► journal the rows and the files' new lengths (fsync)
+ *     ─► ack the batch
+ *
+ * A crash before the journal line leaves rows the journal does not cover:
+ * start-up cuts them off (collect-repair.ts) and JetStream redelivers them.
+ */
+import { mkdirSync, openSync, closeSync, fsyncSync } from 'node:fs';
+import { join } from 'node:path';
+import { AckPolicy, DeliverPolicy, type JsMsg, jetstream } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { Writer } from '../writer/writer.js';
+import type { CollectJournal, WrittenRow } from './collect-journal.js';
+import type { CollectMetrics } from './collect-metrics.js';
+import { type NatsConfig, connectNats, ensureStream, managerOf, safeMessage } from './connection.js';
+import { type RowMessage, type RowOrigin, messageId, rowBytes, validateRowMessage } from './row-message.js';
+
+export type CollectorConfig = NatsConfig & Pick<Config, 'dataDir' | 'collectConsumer' | 'writeQueueMaxSize'>;
+
+export interface CollectorDeps {
+  readonly config: CollectorConfig;
+  readonly logger: Logger;
+  readonly writer: Writer;
+  readonly journal: CollectJournal;
+  readonly metrics: CollectMetrics;
+  /** The central files' lengths reached since the last call (file id → length), from the writer's reports. */
+  readonly takeEnds: () => Map<string, number>;
+  /** Set when the writer wrote rows but could not keep a file's state: the journal cannot vouch for them. */
+  readonly stateLost: () => boolean;
+  /** Stops the process: the only way out when the journal cannot be kept. */
+  readonly fatal: (message: string) => void;
+}
+
+export interface Collector {
+  readonly connected: boolean;
+  close(): Promise<void>;
+}
+
+/** SPEC section 10: a killed collector's unacked messages come again after this. */
+export const ACK_WAIT_MS = 30_000;
+const FETCH_MAX = 1000;
+const FETCH_EXPIRES_MS = 1000;
+
+interface ToWrite {
+  readonly msg: JsMsg;
+  readonly message: RowMessage;
+  readonly origin: RowOrigin;
+}
+
+export function startCollector(deps: CollectorDeps): Collector {
+  const { config, writer, journal, metrics } = deps;
+  const log = deps.logger.child({ component: 'collector' });
+  const knownSites = new Set<string>();
+  let nc: NatsConnection | undefined;
+  let connected = false;
+  let closed = false;
+  let invalidSeen = 0;
+  let stopWaiting: (() => void) | undefined;
+
+  const pause = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        stopWaiting = undefined;
+        resolve();
+      }
+      stopWaiting = done;
+    });
+
+  /** `DATA_DIR/<site>/`, made durable before its first file. The name was checked: `[a-z0-9_-]{1,64}`. */
+  function siteDir(site: string): void {
+    if (knownSites.has(site)) return;
+    mkdirSync(join(config.dataDir, site), { recursive: true });
+    const fd = openSync(config.dataDir, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    knownSites.add(site);
+  }
+
+  function refuse(msg: JsMsg, why: string): void {
+    metrics.invalid();
+    invalidSeen++;
+    if (invalidSeen <= 10 || invalidSeen % 100 === 0) {
+      log.warn({ subject: msg.subject, seq: msg.seq, why, invalid_total: invalidSeen }, 'invalid message terminated');
+    }
+    // A plain +TERM: nats-server 2.9 ignores a term that carries a reason and redelivers for ever.
+    msg.term();
+  }
+
+  async function handle(batch: readonly JsMsg[]): Promise<void> {
+    const toWrite: ToWrite[] = [];
+    const toAck: JsMsg[] = [];
+    const inBatch = new Set<string>();
+    for (const msg of batch) {
+      const checked = validateRowMessage(msg.subject, msg.headers?.get('Nats-Msg-Id'), msg.data);
+      if (!checked.ok) {
+        refuse(msg, checked.why);
+        continue;
+      }
+      const id = messageId(checked.origin);
+      if (journal.has(checked.origin) || inBatch.has(id)) {
+        metrics.duplicate();
+        toAck.push(msg);
+        continue;
+      }
+      inBatch.add(id);
+      toWrite.push({ msg, message: checked.message, origin: checked.origin });
+    }
+
+    const waits: Array<Promise<void>> = [];
+    const written: ToWrite[] = [];
+    for (const row of toWrite) {
+      const { site, stream, cells, received_at: receivedAt } = row.message;
+      try {
+        siteDir(site);
+        waits.push(writer.enqueue(`${site}/${stream}`, [{ columns: Object.keys(cells), cells: Object.values(cells) }], Date.parse(receivedAt)));
+        written.push(row);
+      } catch (error) {
+        // The queue is full (a stalled disk): not acked, so JetStream hands it out again.
+        log.warn({ err: safeMessage(error) }, 'row not queued; it will be redelivered');
+        break;
+      }
+    }
+    await Promise.all(waits);
+    if (deps.stateLost()) {
+      deps.fatal('a central file state could not be kept; restarting so start-up repair can set it right');
+      return;
+    }
+    const rows: WrittenRow[] = written.map(({ origin, message }) => ({ origin, end: origin.offset + rowBytes(message) }));
+    journal.append(deps.takeEnds(), rows);
+    for (const { msg } of written) msg.ack();
+    for (const msg of toAck) msg.ack();
+    const counts = new Map<string, number>();
+    for (const { message } of written) counts.set(`${message.site}\n${message.stream}`, (counts.get(`${message.site}\n${message.stream}`) ?? 0) + 1);
+    for (const [key, count] of counts) {
+      const [site, stream] = key.split('\n') as [string, string];
+      metrics.rowsWritten(site, stream, count);
+    }
+  }
+
+  async function ensureConsumer(): Promise<void> {
+    const jsm = await managerOf(nc as NatsConnection);
+    await ensureStream(jsm, config);
+    try {
+      await jsm.consumers.info(config.natsStream, config.collectConsumer);
+    } catch (error) {
+      if (!/not found/i.test(safeMessage(error)) && (error as { code?: unknown }).code !== 404) throw error;
+      await jsm.consumers.add(config.natsStream, {
+        durable_name: config.collectConsumer,
+        ack_policy: AckPolicy.Explicit,
+        ack_wait: ACK_WAIT_MS * 1_000_000,
+        deliver_policy: DeliverPolicy.All,
+        filter_subject: `${config.natsSubjectPrefix}.>`,
+        max_ack_pending: 20_000,
+      });
+      log.info({ consumer: config.collectConsumer, stream: config.natsStream }, 'JetStream consumer created');
+    }
+  }
+
+  let busy: Promise<void> = Promise.resolve();
+
+  const running = (async () => {
+    try {
+      log.info({ servers: config.natsUrl?.length, stream: config.natsStream, consumer: config.collectConsumer }, 'connecting to NATS');
+      nc = await connectNats(config, 'sensor-ingest collector');
+      if (closed) {
+        await nc.close();
+        return;
+      }
+      connected = true;
+      log.info({ server: nc.getServer() }, 'connected to NATS');
+      void (async () => {
+        for await (const status of (nc as NatsConnection).status()) {
+          if (status.type === 'disconnect') {
+            connected = false;
+            log.warn('disconnected from NATS');
+          } else if (status.type === 'reconnect') {
+            connected = true;
+            log.info({ server: status.server }, 'reconnected to NATS');
+          }
+        }
+      })();
+      for (let attempt = 0; !closed; attempt++) {
+        try {
+          await ensureConsumer();
+          break;
+        } catch (error) {
+          if (attempt % 10 === 0) log.warn({ err: safeMessage(error) }, 'cannot find or create the stream or consumer; retrying');
+          await pause(2000);
+        }
+      }
+      const js = jetstream(nc);
+      const fetchMax = Math.max(1, Math.min(FETCH_MAX, Math.floor(config.writeQueueMaxSize / 2)));
+      while (!closed) {
+        try {
+          const consumer = await js.consumers.get(config.natsStream, config.collectConsumer);
+          while (!closed) {
+            const batch: JsMsg[] = [];
+            const messages = await consumer.fetch({ max_messages: fetchMax, expires: FETCH_EXPIRES_MS });
+            for await (const msg of messages) batch.push(msg);
+            if (batch.length === 0 || closed && batch.length === 0) continue;
+            // Once fetched, a batch is written, journaled and acked even if a stop comes meanwhile.
+            busy = handle(batch);
+            await busy;
+          }
+        } catch (error) {
+          if (closed) break;
+          log.warn({ err: safeMessage(error) }, 'fetch failed; trying again');
+          await pause(1000);
+        }
+      }
+    } catch (error) {
+      if (!closed) log.error({ err: safeMessage(error) }, 'collector stopped');
+    }
+  })();
+
+  return {
+    get connected() {
+      return connected;
+    },
+    async close() {
+      closed = true;
+      stopWaiting?.();
+      await busy;
+      await Promise.race([running, new Promise((resolve) => setTimeout(resolve, FETCH_EXPIRES_MS + 1000).unref())]);
+      await nc?.close().catch(() => {});
+    },
+  };
+}
