@@ -1,0 +1,80 @@
+import * as nodeFs from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createCursorStore, cursorDirOf } from '../../src/nats/cursor-store.js';
+import { tempDir } from '../helpers.js';
+
+const ID = '0123456789abcdef';
+
+let dir: ReturnType<typeof tempDir>;
+beforeEach(() => {
+  dir = tempDir();
+});
+afterEach(() => dir.cleanup());
+
+describe('createCursorStore', () => {
+  it('keeps cursors in DATA_DIR/.sensor-ingest/cursors, made on creation', () => {
+    createCursorStore(dir.path);
+    expect(cursorDirOf(dir.path)).toBe(join(dir.path, '.sensor-ingest', 'cursors'));
+    expect(statSync(cursorDirOf(dir.path)).isDirectory()).toBe(true);
+  });
+
+  it('reads null for a file never forwarded from', () => {
+    expect(createCursorStore(dir.path).read(ID)).toBeNull();
+  });
+
+  it('reads back what it wrote, per file id, and across a new store', () => {
+    const store = createCursorStore(dir.path);
+    store.write(ID, 4096);
+    store.write('fedcba9876543210', 17);
+    expect(store.read(ID)).toBe(4096);
+    expect(store.read('fedcba9876543210')).toBe(17);
+    expect(createCursorStore(dir.path).read(ID)).toBe(4096);
+    expect(readFileSync(join(cursorDirOf(dir.path), ID), 'utf8')).toBe('0000000000004096\n');
+    expect(readdirSync(cursorDirOf(dir.path)).sort()).toEqual([ID, 'fedcba9876543210']);
+  });
+
+  it('rewrites in place: same inode, always 17 bytes, smaller values leave no digits behind', () => {
+    const store = createCursorStore(dir.path);
+    const path = join(cursorDirOf(dir.path), ID);
+    store.write(ID, 123_456_789);
+    const inode = statSync(path).ino;
+    for (const offset of [123_456_790, 7, 0, 9_007_199_254_740_991, 42]) {
+      store.write(ID, offset);
+      expect(statSync(path).size).toBe(17);
+      expect(statSync(path).ino).toBe(inode);
+      expect(store.read(ID)).toBe(offset);
+    }
+  });
+
+  it('fsyncs every write, and the folder when a cursor is new', () => {
+    const synced: string[] = [];
+    const counting = {
+      ...nodeFs,
+      fsyncSync: (fd: number) => {
+        synced.push(nodeFs.fstatSync(fd).isDirectory() ? 'dir' : 'file');
+        nodeFs.fsyncSync(fd);
+      },
+    } as typeof nodeFs;
+    const store = createCursorStore(dir.path, counting);
+    store.write(ID, 1);
+    expect(synced).toEqual(['file', 'dir']);
+    synced.length = 0;
+    store.write(ID, 2);
+    expect(synced).toEqual(['file']);
+    expect(existsSync(join(cursorDirOf(dir.path), `${ID}.tmp`))).toBe(false);
+  });
+
+  it.each([
+    ['empty', ''],
+    ['no newline', '0000000000000005'],
+    ['not digits', 'abc\n'],
+    ['17 digits', '00000000000000005\n'],
+    ['two lines', '1\n2\n'],
+  ])('reads null for a cursor file that is %s', (_what, text) => {
+    const store = createCursorStore(dir.path);
+    writeFileSync(join(cursorDirOf(dir.path), ID), text);
+    expect(store.read(ID)).toBeNull();
+  });
+});
