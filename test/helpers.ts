@@ -25,6 +25,8 @@ import { type Writer, createWriter } from '../src/writer/writer.js';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 export const MAIN = join(ROOT, 'dist', 'main.js');
+/** The collector's entry (`npm run collect`). */
+export const COLLECT = join(ROOT, 'dist', 'collect.js');
 
 /** A fresh temp directory, removed by the returned cleanup. */
 export function tempDir(prefix = 'sensor-ingest-'): { path: string; cleanup: () => void } {
@@ -97,8 +99,8 @@ export interface ServerProcess {
 }
 
 /** Runs the built server (`node dist/main.js`) with the given environment. */
-export function runServer(env: Record<string, string>): ServerProcess & { port: number } {
-  const child = spawn(process.execPath, [MAIN], {
+export function runServer(env: Record<string, string>, entry = MAIN): ServerProcess & { port: number } {
+  const child = spawn(process.execPath, [entry], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -134,9 +136,9 @@ export function runServer(env: Record<string, string>): ServerProcess & { port: 
  * Starts the built server on a free port with temp-style directories and
  * waits until `/healthz` answers.
  */
-export async function startServer(env: Record<string, string>): Promise<ServerProcess> {
+export async function startServer(env: Record<string, string>, entry = MAIN): Promise<ServerProcess> {
   const port = await freePort();
-  const server = runServer({ HOST: '127.0.0.1', PORT: String(port), ...env });
+  const server = runServer({ HOST: '127.0.0.1', PORT: String(port), ...env }, entry);
   let exitedEarly = false;
   void server.exited.then(() => {
     exitedEarly = true;

@@ -9,7 +9,7 @@ import type * as nodeFs from 'node:fs';
 import { readHeaderRecord } from './csv-reader.js';
 import type { CollectJournal } from './collect-journal.js';
 import { NAME } from './row-message.js';
-import { ensureFileState, readFileState, recordSynced } from '../writer/file-state.js';
+import { csvNameOfState, ensureFileState, readFileState, recordSynced, stateDirOf } from '../writer/file-state.js';
 import type { LockFile } from '../writer/write-batch.js';
 import type { WriterFs } from '../writer/writer-fs.js';
 
@@ -31,6 +31,16 @@ export async function cutUnjournaledRows(options: {
   for (const site of fs.readdirSync(dataDir).filter((name) => NAME.test(name)).sort()) {
     const siteDir = join(dataDir, site);
     if (!fs.statSync(siteDir).isDirectory()) continue;
+    // Archive moves a crash cut short are completed first, so their archives are known (and cut) below.
+    for (const name of filesMidArchive(fs, siteDir)) {
+      const path = join(siteDir, name);
+      const release = await options.lock(path);
+      try {
+        completeArchiveMove(fs, path, options.now());
+      } finally {
+        await release().catch(() => {});
+      }
+    }
     for (const name of fs.readdirSync(siteDir).filter((entry) => entry.endsWith('.csv')).sort()) {
       const path = join(siteDir, name);
       const release = await options.lock(path);
@@ -43,6 +53,35 @@ export async function cutUnjournaledRows(options: {
     }
   }
   return cuts;
+}
+
+/** Current files whose state still carries an archive mark (the CSV itself may be missing). */
+function filesMidArchive(fs: WriterFs, siteDir: string): string[] {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(stateDirOf(siteDir));
+  } catch {
+    return [];
+  }
+  return entries
+    .map(csvNameOfState)
+    .filter((name): name is string => name !== null && readFileState(fs, join(siteDir, name))?.archivedAs !== undefined)
+    .sort();
+}
+
+function completeArchiveMove(fs: WriterFs, path: string, now: number): void {
+  if (readFileState(fs, path)?.archivedAs === undefined) return;
+  if (!fs.existsSync(path)) {
+    // Cut short between the renames: the next write creates the file, under the new id given here.
+    ensureFileState(fs, path, 0, now, () => {});
+    return;
+  }
+  const fd = fs.openSync(path, 'r');
+  try {
+    ensureFileState(fs, path, fs.fstatSync(fd).size, now, () => fs.fsyncSync(fd));
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Cuts one file back to its journaled length; returns the bytes cut. */

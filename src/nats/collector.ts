@@ -3,7 +3,7 @@
  * writes every row to `DATA_DIR/<site>/<stream>.csv` through the same writer
  * as ingest, exactly once:
  *
- *   fetch a batch ─► invalid? +TERM ─► already written (journal)? ack later
+ *   take the messages waiting ─► invalid? +TERM ─► already written (journal)? ack later
  *     ─► the rest to the writer, one row each with its own received_at
  *     ─► all fsynced ─► journal the rows and the files' new lengths (fsync)
  *     ─► ack the batch
@@ -46,8 +46,8 @@ export interface Collector {
 
 /** SPEC section 10: a killed collector's unacked messages come again after this. */
 export const ACK_WAIT_MS = 30_000;
-const FETCH_MAX = 1000;
-const FETCH_EXPIRES_MS = 1000;
+/** Messages written, journaled and acked together at most. */
+const BATCH_MAX = 1000;
 
 interface ToWrite {
   readonly msg: JsMsg;
@@ -64,6 +64,7 @@ export function startCollector(deps: CollectorDeps): Collector {
   let closed = false;
   let invalidSeen = 0;
   let stopWaiting: (() => void) | undefined;
+  let stopConsuming: (() => void) | undefined;
 
   const pause = (ms: number): Promise<void> =>
     new Promise((resolve) => {
@@ -202,22 +203,37 @@ export function startCollector(deps: CollectorDeps): Collector {
         }
       }
       const js = jetstream(nc);
-      const fetchMax = Math.max(1, Math.min(FETCH_MAX, Math.floor(config.writeQueueMaxSize / 2)));
+      const batchMax = Math.max(1, Math.min(BATCH_MAX, Math.floor(config.writeQueueMaxSize / 2)));
       while (!closed) {
         try {
           const consumer = await js.consumers.get(config.natsStream, config.collectConsumer);
+          // consume(), not repeated fetch(): a fetch that expires with messages on the way drops
+          // them, and they come back only after the ack wait, out of order.
+          const messages = await consumer.consume({ max_messages: batchMax });
+          stopConsuming = () => void messages.stop();
+          const waiting: JsMsg[] = [];
+          let arrived: (() => void) | undefined;
+          const reading = (async () => {
+            for await (const msg of messages) {
+              waiting.push(msg);
+              arrived?.();
+            }
+          })();
           while (!closed) {
-            const batch: JsMsg[] = [];
-            const messages = await consumer.fetch({ max_messages: fetchMax, expires: FETCH_EXPIRES_MS });
-            for await (const msg of messages) batch.push(msg);
-            if (batch.length === 0 || closed && batch.length === 0) continue;
-            // Once fetched, a batch is written, journaled and acked even if a stop comes meanwhile.
-            busy = handle(batch);
+            if (waiting.length === 0) {
+              await Promise.race([new Promise<void>((resolve) => (arrived = resolve)), reading]);
+              arrived = undefined;
+              if (waiting.length === 0) break; // the subscription ended (a stop or a lost consumer)
+            }
+            // Once taken, a batch is written, journaled and acked even if a stop comes meanwhile.
+            busy = handle(waiting.splice(0, batchMax));
             await busy;
           }
+          messages.stop();
+          await reading;
         } catch (error) {
           if (closed) break;
-          log.warn({ err: safeMessage(error) }, 'fetch failed; trying again');
+          log.warn({ err: safeMessage(error) }, 'consuming failed; trying again');
           await pause(1000);
         }
       }
@@ -233,8 +249,9 @@ export function startCollector(deps: CollectorDeps): Collector {
     async close() {
       closed = true;
       stopWaiting?.();
+      stopConsuming?.();
       await busy;
-      await Promise.race([running, new Promise((resolve) => setTimeout(resolve, FETCH_EXPIRES_MS + 1000).unref())]);
+      await Promise.race([running, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
       await nc?.close().catch(() => {});
     },
   };

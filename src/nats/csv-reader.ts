@@ -62,11 +62,15 @@ export function readRecords(fs: ReadFs, fd: number, from: number, limit: number,
   }
 }
 
-/** Whole records in [from, limit), counted without keeping them, reading at most `maxBytes`. */
+/**
+ * Whole records in [from, limit), counted without keeping them, reading
+ * about `maxBytes` (more if the first record is longer, so a count always
+ * moves on while whole records are there).
+ */
 export function countRecords(fs: ReadFs, fd: number, from: number, limit: number, maxBytes: number): { count: number; end: number } {
   const QUOTE = 0x22;
   const NEWLINE = 0x0a;
-  const to = Math.min(limit, from + maxBytes);
+  const to = limit;
   const chunk = Buffer.allocUnsafe(Math.max(1, Math.min(1 << 20, to - from)));
   let quoted = false;
   let count = 0;
@@ -83,6 +87,7 @@ export function countRecords(fs: ReadFs, fd: number, from: number, limit: number
       }
     }
     position += read;
+    if (count > 0 && position - from >= maxBytes) break;
   }
   return { count, end };
 }

@@ -211,8 +211,11 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
     return { fd, state: after };
   }
 
-  /** Publishes one chunk of a file's rows, if it has any; resolves to the rows acknowledged. */
-  async function forwardFile(js: JetStreamClient, name: string, stream: string): Promise<number> {
+  /**
+   * Counts the file's new rows for the lag metric and, when JetStream is
+   * there, publishes one chunk of them; resolves to the rows acknowledged.
+   */
+  async function forwardFile(js: JetStreamClient | undefined, name: string, stream: string): Promise<number> {
     const opened = openStable(name);
     if (opened === null) return 0;
     const { fd, state } = opened;
@@ -224,9 +227,12 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
       const archive = streamFileOf(name, streams)?.archive ?? false;
       let file = byName.get(name);
       if (file === undefined || file.id !== state.id) {
+        const replaced = file !== undefined;
         const cursor = Math.max(cursors?.read(state.id) ?? 0, header.end);
         file = { id: state.id, name, stream, created: state.created, cursor, counted: cursor, lag: 0, settled: false };
         byName.set(name, file);
+        // An archive rename just happened: the archive, listed on the next pass, goes first.
+        if (replaced) return 0;
       }
       if (file.counted < synced) {
         const counted = countRecords(nodeFs, fd, file.counted, synced, COUNT_BYTES_PER_PASS);
@@ -237,6 +243,7 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
         if (archive && file.cursor >= synced) file.settled = true;
         return 0;
       }
+      if (js === undefined || !connected) return 0;
       const { records, end } = readRecords(nodeFs, fd, file.cursor, file.counted, CHUNK_ROWS);
       if (records.length === 0) return 0;
       const columns = header.fields.slice(1);
@@ -282,19 +289,29 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
     return true;
   }
 
-  async function forwardLoop(js: JetStreamClient): Promise<void> {
+  /** Runs from taking the lock: counts the lag even while NATS is away, publishes once it is there. */
+  async function forwardLoop(): Promise<void> {
     while (!closed && !lockLost) {
       let sent = 0;
+      // A stream's later file waits until every row of its earlier ones is acknowledged (it is still counted).
+      const behind = new Set<string>();
       for (const { name, stream } of orderFiles(listFiles())) {
         if (closed || lockLost) return;
         try {
-          sent += await forwardFile(js, name, stream);
+          sent += await forwardFile(behind.has(stream) ? undefined : js, name, stream);
+          if (!caughtUp(name)) behind.add(stream);
         } catch (error) {
           log.error({ file: name, err: safeMessage(error), code: (error as { code?: string }).code }, 'cannot read file to forward');
         }
       }
       if (sent === 0) await sleep(timing.pollMs);
     }
+  }
+
+  function caughtUp(name: string): boolean {
+    const file = byName.get(name);
+    if (file === undefined) return !nodeFs.existsSync(join(config.dataDir, name)); // not readable yet: wait for it
+    return file.cursor >= file.counted && file.lag === 0;
   }
 
   function orderFiles(files: Array<{ name: string; stream: string }>): Array<{ name: string; stream: string }> {
@@ -332,11 +349,11 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
     return timer;
   }
 
-  const running = (async () => {
+  /** Set once connected and the stream is there. */
+  let js: JetStreamClient | undefined;
+
+  async function connectAndEnsureStream(): Promise<void> {
     try {
-      await takeLock();
-      if (closed) return;
-      cursors = createCursorStore(config.dataDir);
       log.info({ servers: config.natsUrl?.length, subject: `${config.natsSubjectPrefix}.${config.siteId}.<stream>`, stream: config.natsStream }, 'connecting to NATS');
       nc = await connectNats(config, `sensor-ingest ${config.siteId}`);
       if (closed) {
@@ -355,10 +372,25 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
           break;
         } catch (error) {
           if (attempt % 10 === 0) log.warn({ err: safeMessage(error), stream: config.natsStream }, 'cannot find or create the JetStream stream; retrying');
-          await sleep(timing.retryMaxMs);
+          await new Promise((resolve) => setTimeout(resolve, timing.retryMaxMs));
         }
       }
-      await forwardLoop(jetstream(nc));
+      if (closed) return;
+      js = jetstream(nc);
+      wakeUp?.();
+    } catch (error) {
+      if (!closed) log.error({ err: safeMessage(error) }, 'cannot connect to NATS; forwarding stopped');
+    }
+  }
+
+  let connecting: Promise<void> = Promise.resolve();
+  const running = (async () => {
+    try {
+      await takeLock();
+      if (closed) return;
+      cursors = createCursorStore(config.dataDir);
+      connecting = connectAndEnsureStream();
+      await forwardLoop();
     } catch (error) {
       if (!closed) log.error({ err: safeMessage(error) }, 'forwarder stopped');
     }
@@ -379,8 +411,9 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
       wakeUp?.();
       // Publishes in flight end with the connection; their rows go again next start, same ids.
       await nc?.close().catch(() => {});
+      await running;
       // A first connect still under way (NATS down) never ends by itself: stop waiting for it.
-      await Promise.race([running, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+      await Promise.race([connecting, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
       metrics.connected(false);
       await release?.().catch(() => {});
     },

@@ -78,6 +78,7 @@ export function validateRowMessage(subject: string, id: string | undefined, data
   if (typeof cells !== 'object' || cells === null || Array.isArray(cells)) return { ok: false, why: 'cells is not an object' };
   for (const [key, value] of Object.entries(cells)) {
     if (typeof value !== 'string') return { ok: false, why: `cell '${key.slice(0, 40)}' is not a string` };
+    if (key === '') return { ok: false, why: 'a cell key is empty' };
     try {
       checkKey(key, '');
     } catch (error) {

@@ -259,7 +259,7 @@ function replaceWithWidened(
   closeFile(fs, next);
   const archivedAs = freeArchiveName(fs, dataDir, fileName, deps.now());
   // Marked first (durably), so a crash between the renames cannot leave the old id on the new file.
-  if (old !== undefined) markArchiving(fs, path, old.state, basename(archivedAs));
+  if (old !== undefined) markArchiving(fs, path, { ...old.state, synced: old.size }, basename(archivedAs));
   fs.renameSync(path, join(dataDir, archivedAs));
   try {
     fs.renameSync(nextPath, path);
