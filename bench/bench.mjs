@@ -9,6 +9,8 @@
  *   npm run bench -- --json                        # one JSON object on stdout
  *   npm run bench -- --cpu-prof                    # profile the sensor-ingest children
  *   node bench/profile-top.mjs <dir>/queued        # then: top self-time functions
+ *   npm run bench -- --nats                        # forwarding to NATS JetStream: its cost and the delay
+ *   npm run bench -- --nats --pairs 3 --e2e-rate 100 --e2e-duration 20
  *
  * For each ack mode, the reference and then sensor-ingest each run in a fresh
  * temp dir (never both at once):
@@ -31,13 +33,19 @@
  * the answers turn 503, to see the peak RSS with the queue full; then the lock
  * is released and the rows are accounted for after the drain.
  *
+ * --nats measures forwarding instead (the "nats" section below says how):
+ * rows/s with forwarding off and on, in interleaved pairs, against a
+ * nats-server and a collector on the same machine, and the delay from a POST
+ * to its row in the collector's central file.
+ *
  * Load goes to 127.0.0.1 only; all children are killed and temp dirs removed
- * at the end, also on error. Exits 1 if a row was lost or a run failed; goals
- * that are missed are reported, not failed.
+ * at the end, also on error. Exits 1 if a row was lost or a run failed (with
+ * --nats also: a row missing or duplicated centrally); goals that are missed
+ * are reported, not failed.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { request } from 'node:http';
+import { closeSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, watch } from 'node:fs';
+import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -82,7 +90,16 @@ const USAGE = `usage: npm run bench -- [options]
   --cpu-prof          run the sensor-ingest children with node --cpu-prof
   --cpu-prof-dir DIR  where the profiles go (default: a new temp dir, kept and printed)
   --json              print one JSON object instead of tables
-  --help`;
+  --nats              forwarding to NATS JetStream instead (see below); --only, --skip-fill do not apply
+  --pairs N           --nats: forwarding off/on pairs, run interleaved (default 2)
+  --e2e-rate N        --nats: readings per second in the delay run (default 50)
+  --e2e-duration SEC  --nats: seconds of the delay run (default 10)
+  --help
+
+--nats starts a nats-server (NATS_SERVER, else nats-server on PATH or in
+/usr/sbin) and a collector (dist/collect.js), then measures rows/s posted with
+forwarding off and on (--ack queued unless --ack durable is given), pair by
+pair, and the delay from POST to the row in the collector's central file.`;
 
 const { values: args } = parseArgs({
   options: {
@@ -99,6 +116,10 @@ const { values: args } = parseArgs({
     'cpu-prof': { type: 'boolean', default: false },
     'cpu-prof-dir': { type: 'string' },
     json: { type: 'boolean', default: false },
+    nats: { type: 'boolean', default: false },
+    pairs: { type: 'string', default: '2' },
+    'e2e-rate': { type: 'string', default: '50' },
+    'e2e-duration': { type: 'string', default: '10' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -139,6 +160,10 @@ const options = {
     }),
   ),
   cpuProf: args['cpu-prof'],
+  nats: args.nats,
+  pairs: wholeNumber('pairs', 1),
+  e2eRate: wholeNumber('e2e-rate', 1),
+  e2eDurationSec: wholeNumber('e2e-duration', 1),
 };
 const modes = options.ack === 'both' ? ['queued', 'durable'] : [options.ack];
 const kinds = options.only === 'both' ? KINDS : [options.only];
@@ -166,6 +191,10 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
     void cleanUp().finally(() => process.exit(130));
   });
 }
+// The last resort (an exit that skipped cleanUp, such as an uncaught exception): no child outlives the bench.
+process.once('exit', () => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
 
 // ---------------------------------------------------------------- helpers
 
@@ -217,6 +246,30 @@ function get(port, path, timeoutMs = 2000) {
   });
 }
 
+/**
+ * Counts a child's pino log lines (JSON on its stdout) at WARN and worse, by
+ * level and message: `warnings()` is { "WARN forward lagging": n, ... }.
+ */
+function scanWarnings(stdout) {
+  const counts = {};
+  let partial = '';
+  const names = { 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+  stdout.setEncoding('utf8');
+  stdout.on('data', (chunk) => {
+    const lines = (partial + chunk).split('\n');
+    partial = lines.pop();
+    for (const line of lines) {
+      const level = /"level":(40|50|60)[,}]/.exec(line);
+      if (level === null) continue;
+      const msg = /"msg":"((?:[^"\\]|\\.)*)"/.exec(line)?.[1] ?? line.slice(0, 120);
+      const err = /"err":"((?:[^"\\]|\\.)*)"/.exec(line)?.[1];
+      const key = `${names[level[1]]} ${msg}${err === undefined ? '' : ` (${err.slice(0, 160)})`}`;
+      counts[key] = (counts[key] ?? 0) + 1;
+    }
+  });
+  return { warnings: () => ({ ...counts }) };
+}
+
 /** A Prometheus sample's value from text exposition, or NaN. */
 function metricValue(text, name) {
   const match = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
@@ -228,8 +281,10 @@ function metricValue(text, name) {
 /**
  * Starts one server in a fresh temp dir and waits for its first 200 from
  * /healthz. Returns its handle, with `healthyMs` from spawn to that answer.
+ * `extraEnv` goes to sensor-ingest only (the --nats mode's NATS_URL, SITE_ID);
+ * `scanLog` reads its stdout log for WARN and worse lines (`warnings()`).
  */
-async function startServer(kind, mode, label) {
+async function startServer(kind, mode, label, extraEnv = {}, { scanLog = false } = {}) {
   const work = mkdtempSync(join(tmpdir(), `sensor-ingest-bench-${kind}-${label}-`));
   workDirs.add(work);
   const dataDir = join(work, 'data');
@@ -247,7 +302,7 @@ async function startServer(kind, mode, label) {
     // The server's default STREAMS (data, data2, data3, data4) cover up to 4.
     if (options.streams > 4) env.STREAMS = streamNames.join(',');
     if (options.logLevel !== undefined) env.LOG_LEVEL = options.logLevel;
-    Object.assign(env, options.serverEnv);
+    Object.assign(env, options.serverEnv, extraEnv);
     if (options.cpuProf) {
       const dir = join(profileDir, label);
       mkdirSync(dir, { recursive: true });
@@ -256,8 +311,9 @@ async function startServer(kind, mode, label) {
   }
 
   const spawnedAt = performance.now();
-  const child = spawn(process.execPath, [...nodeArgs, entry], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, entry], { env, stdio: ['ignore', scanLog ? 'pipe' : 'ignore', 'pipe'] });
   children.add(child);
+  const log = scanLog ? scanWarnings(child.stdout) : null;
   let stderr = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (chunk) => (stderr = (stderr + chunk).slice(-4000)));
@@ -275,7 +331,7 @@ async function startServer(kind, mode, label) {
     if (healthyMs === undefined) await sleep(HEALTH_POLL_MS);
   }
   const rss = createRssSampler(child.pid);
-  return { kind, mode, port, dataDir, child, exited, rss, healthyMs, stderr: () => stderr };
+  return { kind, mode, port, dataDir, child, exited, rss, healthyMs, stderr: () => stderr, warnings: () => log?.warnings() ?? {} };
 }
 
 /** fsyncs so far, from the server's own counter. */
@@ -625,16 +681,645 @@ function printTables(report) {
   console.log(lines.join('\n'));
 }
 
+// ---------------------------------------------------------------- nats
+
+/*
+ * --nats: the cost of forwarding to NATS JetStream, and the delay to the
+ * central file, in one run on loopback:
+ *
+ *   nats-server -js (temp store, free port) ─► collector (dist/collect.js, temp DATA_DIR)
+ *     ─► pairs, interleaved: forwarding off, forwarding on (NATS_URL, SITE_ID=bench), ...
+ *          each: fresh server and DATA_DIR ─► warm-up ─► measured load (as `measure`)
+ *          ─► on: wait until the collector has written every local row ─► SIGTERM
+ *     ─► delay run: one reading a POST at a fixed rate, each with its own id; the
+ *          central file (and the edge's file) followed, each id's arrival noted
+ *     ─► SIGTERM the collector, then nats-server ─► the central files hold every
+ *          forwarded local row exactly once
+ *
+ * nats-server and the collector run on the same two cores as the ingest server
+ * and the load generator; their CPU is shown per run. Rows/s count 2xx answers only.
+ */
+
+const SITE = 'bench';
+const NATS_GOALS = { maxCostPct: 25 };
+const NATS_READY_MS = 15_000;
+/** How long the central file may stand still while rows are still missing, and the wait overall. */
+const CATCH_UP_STALL_MS = 30_000;
+const CATCH_UP_MAX_MS = 300_000;
+/** How long after the last POST of the delay run its rows may still arrive. */
+const E2E_WAIT_MS = 30_000;
+/** The followed files are also polled this often (fs.watch may miss or merge events). */
+const FOLLOW_POLL_MS = 5;
+
+/** The nats-server binary: NATS_SERVER, else on PATH, else Debian's /usr/sbin/nats-server. */
+function natsServerBinary() {
+  if (process.env.NATS_SERVER) return process.env.NATS_SERVER;
+  const dirs = (process.env.PATH ?? '').split(':').filter(Boolean);
+  for (const dir of [...dirs, '/usr/sbin', '/usr/local/sbin', '/usr/local/bin']) {
+    const candidate = join(dir, 'nats-server');
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new Error('nats-server not found (Debian package nats-server; or set NATS_SERVER)');
+}
+
+/** Spawns a child the bench tracks (killed at the end, also on error), keeping the tail of its output. */
+function spawnTracked(command, argv, env) {
+  const child = spawn(command, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let output = '';
+  const keep = (chunk) => (output = (output + chunk).slice(-8000));
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const handle = { child, exited, output: () => output, gone: false };
+  void exited.then(() => (handle.gone = true));
+  return handle;
+}
+
+/** SIGTERM, wait for the exit (SIGKILL after `graceMs`). */
+async function stopTracked(handle, graceMs = 30_000) {
+  if (handle.gone) return handle.exited;
+  const sentAt = performance.now();
+  handle.child.kill('SIGTERM');
+  const killer = setTimeout(() => handle.child.kill('SIGKILL'), graceMs);
+  const exit = await handle.exited;
+  clearTimeout(killer);
+  children.delete(handle.child);
+  return { ...exit, stopMs: performance.now() - sentAt };
+}
+
+async function startNatsServer() {
+  const binary = natsServerBinary();
+  const work = mkdtempSync(join(tmpdir(), 'sensor-ingest-bench-nats-'));
+  workDirs.add(work);
+  const port = await freePort();
+  const handle = spawnTracked(binary, ['-js', '-a', HOST, '-p', String(port), '-sd', join(work, 'jetstream')], { PATH: process.env.PATH });
+  const startedAt = performance.now();
+  while (!/Server is ready/.test(handle.output())) {
+    if (handle.gone) throw new Error(`nats-server exited at start: ${handle.output().trim().split('\n').slice(-3).join(' | ')}`);
+    if (performance.now() - startedAt > NATS_READY_MS) throw new Error(`nats-server not ready within ${NATS_READY_MS / 1000} s`);
+    await sleep(10);
+  }
+  const version = spawnSync(binary, ['--version'], { encoding: 'utf8' }).stdout?.trim() ?? '?';
+  return { ...handle, port, url: `nats://${HOST}:${port}`, version, readyMs: performance.now() - startedAt };
+}
+
+async function startCollector(natsUrl) {
+  const work = mkdtempSync(join(tmpdir(), 'sensor-ingest-bench-collector-'));
+  workDirs.add(work);
+  const port = await freePort();
+  const dataDir = join(work, 'data');
+  const env = { PATH: process.env.PATH, PORT: String(port), HOST, DATA_DIR: dataDir, LOG_DIR: join(work, 'logs'), NATS_URL: natsUrl };
+  if (options.logLevel !== undefined) env.LOG_LEVEL = options.logLevel;
+  // The same node flags as `npm run collect`.
+  const handle = spawnTracked(process.execPath, ['--max-semi-space-size=4', join(ROOT, 'dist', 'collect.js')], env);
+  const log = scanWarnings(handle.child.stdout);
+  const startedAt = performance.now();
+  for (;;) {
+    if (handle.gone) throw new Error(`the collector exited at start: ${handle.output().trim().split('\n').slice(-3).join(' | ')}`);
+    if (performance.now() - startedAt > NATS_READY_MS) throw new Error(`the collector was not ready within ${NATS_READY_MS / 1000} s`);
+    try {
+      if ((await get(port, '/readyz', 500)).status === 200) break;
+    } catch {}
+    await sleep(20);
+  }
+  return { ...handle, port, dataDir, readyMs: performance.now() - startedAt, warnings: log.warnings };
+}
+
+/**
+ * The collector's JetStream consumer as nats-server sees it (a connection of
+ * the bench's own): messages handed out again after the ack wait, and those
+ * out and not acknowledged. Null if it cannot be asked.
+ */
+async function consumerState(ctx) {
+  try {
+    const [{ connect }, { jetstreamManager }] = await Promise.all([import('@nats-io/transport-node'), import('@nats-io/jetstream')]);
+    ctx.nc ??= await connect({ servers: ctx.nats.url, name: 'sensor-ingest bench' });
+    const info = await (await jetstreamManager(ctx.nc)).consumers.info('SENSORS', 'sensor-ingest-collector');
+    // Every delivery takes a consumer sequence number, a redelivery too; the filter (<prefix>.>)
+    // takes every message of the stream, so the difference counts redeliveries so far
+    // (num_redelivered only counts those not yet acknowledged).
+    return {
+      redelivered: info.delivered.consumer_seq - info.delivered.stream_seq,
+      ackPending: info.num_ack_pending,
+      pending: info.num_pending,
+      delivered: info.delivered.stream_seq,
+    };
+  } catch (error) {
+    anomalies.push(`cannot read the collector's consumer from nats-server: ${error.message}`);
+    return null;
+  }
+}
+
+/** The sum of a metric's samples whose labels contain `labelPart` (all of them if it is empty). */
+function metricSum(text, name, labelPart = '') {
+  let sum = 0;
+  for (const match of text.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`, 'gm'))) {
+    if ((match[1] ?? '').includes(labelPart)) sum += Number(match[2]);
+  }
+  return sum;
+}
+
+/** Rows the collector has written for the bench's site so far. */
+async function collectedRows(collector) {
+  const { body } = await get(collector.port, '/metrics');
+  return metricSum(body, 'collect_rows_total', `site="${SITE}"`);
+}
+
+/** Waits until the server's forwarder holds its lock and is connected; false if not within 15 s. */
+async function forwarderReady(server) {
+  const startedAt = performance.now();
+  while (performance.now() - startedAt < NATS_READY_MS) {
+    try {
+      const { status, body } = await get(server.port, '/readyz', 1000);
+      const forward = status === 200 ? JSON.parse(body).checks?.forward : undefined;
+      if (forward?.connected === true && forward?.forwarding === true) return true;
+    } catch {}
+    await sleep(20);
+  }
+  return false;
+}
+
+/** CPU seconds so far of every process that matters here. */
+function cpuSnapshot(ctx, server) {
+  const bench = process.cpuUsage();
+  return {
+    at: performance.now(),
+    server: treeCpuSec(server.child.pid),
+    nats: treeCpuSec(ctx.nats.child.pid),
+    collector: treeCpuSec(ctx.collector.child.pid),
+    bench: (bench.user + bench.system) / 1e6,
+    machine: machineBusySec(),
+  };
+}
+
+/** Shares of one core between two snapshots (100 % = one core). */
+function cpuShares(before, after) {
+  const sec = (after.at - before.at) / 1000;
+  const pct = (key) => (100 * (after[key] - before[key])) / sec;
+  const shares = { serverCpuPct: pct('server'), natsCpuPct: pct('nats'), collectorCpuPct: pct('collector'), loadGenCpuPct: pct('bench') };
+  shares.otherCpuPct = pct('machine') - shares.serverCpuPct - shares.natsCpuPct - shares.collectorCpuPct - shares.loadGenCpuPct;
+  return shares;
+}
+
+/**
+ * Waits until the server has written every row it queued and the collector
+ * has written as many rows for the bench's site as the server's files hold.
+ */
+async function waitCaughtUp(server, ctx, collectedBefore, loadEndedAt) {
+  for (;;) {
+    const { body } = await get(server.port, '/metrics');
+    if (metricValue(body, 'write_queue_length') === 0) break;
+    if (performance.now() - loadEndedAt > CATCH_UP_MAX_MS) break;
+    await sleep(20);
+  }
+  const localRows = countRows(server.dataDir).rows;
+  const target = collectedBefore + localRows;
+  let last = await collectedRows(ctx.collector);
+  let lastMovedAt = performance.now();
+  while (last < target) {
+    const now = performance.now();
+    if (now - lastMovedAt > CATCH_UP_STALL_MS || now - loadEndedAt > CATCH_UP_MAX_MS) {
+      anomalies.push(`forwarding: the collector stopped at ${last - collectedBefore} of ${localRows} rows (waited ${Math.round((now - loadEndedAt) / 1000)} s)`);
+      return { caughtUp: false, catchUpMs: null, localRows, collected: last - collectedBefore };
+    }
+    await sleep(20);
+    const now2 = await collectedRows(ctx.collector);
+    if (now2 !== last) lastMovedAt = performance.now();
+    last = now2;
+  }
+  return { caughtUp: true, catchUpMs: performance.now() - loadEndedAt, localRows, collected: last - collectedBefore };
+}
+
+/** One measured run, forwarding off or on: as `measure`, plus the other processes' CPU and the catch-up. */
+async function measureForwarding(ctx, forwarding, index) {
+  const mode = options.ack === 'durable' ? 'durable' : 'queued';
+  const name = `forwarding ${forwarding ? 'on' : 'off'} #${index}`;
+  progress(`${name}: starting`);
+  const extraEnv = forwarding ? { NATS_URL: ctx.nats.url, SITE_ID: SITE } : {};
+  const server = await startServer('sensor-ingest', mode, `${forwarding ? 'on' : 'off'}${index}`, extraEnv);
+  try {
+    await sleep(IDLE_SETTLE_MS);
+    if (forwarding && !(await forwarderReady(server))) anomalies.push(`${name}: the forwarder was not connected within ${NATS_READY_MS / 1000} s`);
+    const collectedBefore = await collectedRows(ctx.collector);
+    const ackedFirstIds = [];
+    if (options.warmupSec > 0) await load(server, options.warmupSec, ackedFirstIds);
+    const before = cpuSnapshot(ctx, server);
+    progress(`${name}: ${options.durationSec} s at ${options.connections} connections`);
+    const result = await load(server, options.durationSec, ackedFirstIds);
+    const after = cpuSnapshot(ctx, server);
+    const loadEndedAt = performance.now();
+    const { body } = await get(server.port, '/metrics');
+    const collectedAtEnd = (await collectedRows(ctx.collector)) - collectedBefore;
+    const forwardLagAtEnd = forwarding ? metricSum(body, 'forward_lag_rows') : null;
+    let catchUp = null;
+    let forwardErrors = null;
+    let consumer = null;
+    if (forwarding) {
+      progress(`${name}: waiting until the collector has every row`);
+      catchUp = await waitCaughtUp(server, ctx, collectedBefore, loadEndedAt);
+      forwardErrors = metricSum((await get(server.port, '/metrics')).body, 'forward_errors_total');
+      consumer = await consumerState(ctx);
+    }
+    const stop = await stopServer(server);
+    const loadStats = summarizeLoad(result);
+    const { found } = countRows(server.dataDir);
+    const run = {
+      kind: 'sensor-ingest',
+      mode: name,
+      forwarding,
+      ...loadStats,
+      rowsPerSec: (loadStats.ok2xx * options.batch) / loadStats.durationSec,
+      ...cpuShares(before, after),
+      ...account(server.dataDir, ackedFirstIds),
+      forwardLagAtEnd,
+      forwardErrors,
+      redeliveredSoFar: consumer?.redelivered ?? null,
+      centralAtEnd: forwarding ? collectedAtEnd : null,
+      ...(catchUp ?? { caughtUp: null, catchUpMs: null, localRows: null, collected: null }),
+      peakRssMb: server.rss.peakMb(),
+      healthyMs: server.healthyMs,
+      ...stop,
+    };
+    noteAnomalies(run, server.stderr());
+    return { run, forwardedIds: forwarding ? found : null };
+  } finally {
+    if (server.child.exitCode === null && server.child.signalCode === null) await stopServer(server).catch(() => {});
+  }
+}
+
+/**
+ * Follows a CSV file as it grows, from its length now (or from its start if it
+ * does not exist yet): notes when each id first appears, by the `id` column.
+ */
+function followIds(path) {
+  const seen = new Map();
+  let duplicates = 0;
+  let offset = 0;
+  let header = null;
+  let idColumn = -1;
+  let partial = '';
+  let resets = 0;
+  try {
+    const text = readFileSync(path, 'utf8');
+    const lastNewline = text.lastIndexOf('\n');
+    offset = Buffer.byteLength(text.slice(0, lastNewline + 1));
+    header = text.slice(0, text.indexOf('\n'));
+    idColumn = header.split(',').indexOf('id');
+  } catch {}
+  const check = () => {
+    let fd;
+    try {
+      fd = openSync(path, 'r');
+    } catch {
+      return;
+    }
+    try {
+      const size = fstatSync(fd).size;
+      if (size < offset) {
+        // The file was replaced (an archive rename): start over on the new one.
+        resets++;
+        offset = 0;
+        header = null;
+        partial = '';
+      }
+      if (size === offset) return;
+      const buffer = Buffer.alloc(size - offset);
+      const got = readSync(fd, buffer, 0, buffer.length, offset);
+      offset += got;
+      const at = performance.now();
+      const lines = (partial + buffer.toString('utf8', 0, got)).split('\n');
+      partial = lines.pop();
+      for (const line of lines) {
+        if (header === null) {
+          header = line;
+          idColumn = header.split(',').indexOf('id');
+          continue;
+        }
+        const id = Number(line.split(',')[idColumn]);
+        if (seen.has(id)) duplicates++;
+        else seen.set(id, at);
+      }
+    } finally {
+      closeSync(fd);
+    }
+  };
+  const timer = setInterval(check, FOLLOW_POLL_MS);
+  let watcher = null;
+  try {
+    watcher = watch(dirname(path), () => check());
+  } catch {}
+  return {
+    seen,
+    check,
+    stats: () => ({ duplicates, resets }),
+    stop() {
+      clearInterval(timer);
+      watcher?.close();
+    },
+  };
+}
+
+/** The q-quantile (nearest rank) of sorted numbers, or null for none. */
+function quantile(sorted, q) {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+
+function delayStats(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return { count: sorted.length, minMs: sorted[0] ?? null, p50Ms: quantile(sorted, 0.5), p99Ms: quantile(sorted, 0.99), maxMs: sorted.at(-1) ?? null };
+}
+
+/** One POST of one reading on a kept-alive connection; resolves to the status, or 0 on an error. */
+function postOne(port, agent, stream, body) {
+  return new Promise((resolve) => {
+    const req = request(
+      { host: HOST, port, path: `/${stream}`, method: 'POST', agent, timeout: 10_000, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode));
+        res.on('error', () => resolve(0));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', () => resolve(0));
+    req.end(body);
+  });
+}
+
+/** The delay run: readings at a fixed rate, each id's POST time against its arrival in the central file. */
+async function endToEnd(ctx) {
+  const mode = options.ack === 'durable' ? 'durable' : 'queued';
+  const stream = streamNames[0];
+  progress(`delay: starting a forwarding server`);
+  const server = await startServer('sensor-ingest', mode, 'e2e', { NATS_URL: ctx.nats.url, SITE_ID: SITE }, { scanLog: true });
+  const consumerBefore = await consumerState(ctx);
+  const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+  const central = followIds(join(ctx.collector.dataDir, SITE, `${stream}.csv`));
+  const edge = followIds(join(server.dataDir, `${stream}.csv`));
+  try {
+    if (!(await forwarderReady(server))) anomalies.push(`delay: the forwarder was not connected within ${NATS_READY_MS / 1000} s`);
+    const total = options.e2eRate * options.e2eDurationSec;
+    const intervalMs = 1000 / options.e2eRate;
+    const sentAt = new Map();
+    const answeredMs = new Map();
+    const statuses = {};
+    const acked = [];
+    const answers = [];
+    progress(`delay: ${total} readings at ${options.e2eRate}/s to /${stream}, following ${SITE}/${stream}.csv`);
+    const startedAt = performance.now();
+    for (let i = 0; i < total; i++) {
+      const due = startedAt + i * intervalMs;
+      const wait = due - performance.now();
+      if (wait > 1) await sleep(wait);
+      const id = nextId++;
+      const body = readingJson(id);
+      const at = performance.now();
+      sentAt.set(id, at);
+      answers.push(
+        postOne(server.port, agent, stream, body).then((status) => {
+          answeredMs.set(id, performance.now() - at);
+          statuses[status] = (statuses[status] ?? 0) + 1;
+          if (status >= 200 && status < 300) acked.push(id);
+        }),
+      );
+    }
+    const sendSec = (performance.now() - startedAt) / 1000;
+    await Promise.all(answers);
+    const lastSentAt = performance.now();
+    while (acked.some((id) => !central.seen.has(id)) && performance.now() - lastSentAt < E2E_WAIT_MS) await sleep(20);
+    central.check();
+    edge.check();
+    const missing = acked.filter((id) => !central.seen.has(id));
+    const missingAtEdge = acked.filter((id) => !edge.seen.has(id));
+    const arrived = acked.filter((id) => central.seen.has(id));
+    const delays = arrived.map((id) => central.seen.get(id) - sentAt.get(id));
+    const consumerAfter = await consumerState(ctx);
+    const run = {
+      stream,
+      rate: options.e2eRate,
+      durationSec: options.e2eDurationSec,
+      sent: total,
+      sendSec,
+      statuses,
+      acked: acked.length,
+      arrived: arrived.length,
+      missing: missing.length,
+      missingIds: missing.slice(0, 20),
+      missingAtEdge: missingAtEdge.length,
+      centralDuplicates: central.stats().duplicates,
+      centralResets: central.stats().resets,
+      toCentral: delayStats(delays),
+      over: Object.fromEntries([1000, 2000, 10_000].map((ms) => [ms, delays.filter((d) => d > ms).length])),
+      // Per second of sending: readings, and the slowest one's delay (where the slow ones came from).
+      bySecond: Array.from({ length: Math.ceil(total / options.e2eRate) }, (_, s) => {
+        const ids = acked.filter((id) => sentAt.get(id) - startedAt >= s * 1000 && sentAt.get(id) - startedAt < (s + 1) * 1000);
+        const d = ids.filter((id) => central.seen.has(id)).map((id) => central.seen.get(id) - sentAt.get(id));
+        return { second: s, readings: ids.length, maxMs: d.length === 0 ? null : Math.max(...d) };
+      }),
+      redelivered: consumerBefore && consumerAfter ? consumerAfter.redelivered - consumerBefore.redelivered : null,
+      collectorWarnings: null,
+      toEdgeFile: delayStats(acked.filter((id) => edge.seen.has(id)).map((id) => edge.seen.get(id) - sentAt.get(id))),
+      postAnswer: delayStats([...answeredMs.values()]),
+      pollMs: FOLLOW_POLL_MS,
+    };
+    if (run.missing > 0) {
+      anomalies.push(
+        `DELAY RUN: ${run.missing} of ${run.acked} acknowledged readings NEVER REACHED the central file within ${E2E_WAIT_MS / 1000} s ` +
+          `of the last answer (ids ${run.missingIds.join(', ')}${run.missing > run.missingIds.length ? ', …' : ''})`,
+      );
+    }
+    if (run.acked < run.sent) anomalies.push(`delay: ${run.sent - run.acked} of ${run.sent} POSTs not answered 2xx: ${Object.entries(statuses).map(([s, n]) => `${s}×${n}`).join(' ')}`);
+    if (run.centralDuplicates > 0) anomalies.push(`delay: ${run.centralDuplicates} ids seen twice in the central file`);
+    if (run.centralResets > 0) anomalies.push(`delay: the central file was replaced ${run.centralResets} time(s) while followed`);
+    if (sendSec > options.e2eDurationSec * 1.1) anomalies.push(`delay: sending took ${sendSec.toFixed(1)} s instead of ${options.e2eDurationSec} s (the bench fell behind its rate)`);
+    const stop = await stopServer(server);
+    run.serverWarnings = server.warnings();
+    if (stop.exitCode !== 0) anomalies.push(`delay: server exit ${stop.exitCode ?? stop.exitSignal} after SIGTERM`);
+    const stderr = server.stderr().trim();
+    if (stderr !== '') anomalies.push(`delay: server stderr: ${stderr.split('\n').slice(-3).join(' | ')}`);
+    return { run, forwardedIds: countRows(server.dataDir).found };
+  } finally {
+    central.stop();
+    edge.stop();
+    agent.destroy();
+    if (server.child.exitCode === null && server.child.signalCode === null) await stopServer(server).catch(() => {});
+  }
+}
+
+/** After the collector stopped: the central files against every row the forwarding servers held. */
+function accountCentral(ctx, forwardedSets) {
+  const expected = new Set();
+  for (const set of forwardedSets) for (const id of set) expected.add(id);
+  const { rows, found, torn, otherFiles } = countRows(join(ctx.collector.dataDir, SITE));
+  let missing = 0;
+  for (const id of expected) if (!found.has(id)) missing++;
+  let extra = 0;
+  for (const id of found) if (!expected.has(id)) extra++;
+  const central = { expected: expected.size, rows, missing, duplicates: rows - found.size, extra, torn, otherFiles };
+  if (missing > 0) anomalies.push(`CENTRAL: ${missing} of ${expected.size} forwarded rows MISSING from ${SITE}/*.csv`);
+  if (central.duplicates > 0) anomalies.push(`CENTRAL: ${central.duplicates} duplicated rows in ${SITE}/*.csv`);
+  if (extra > 0) anomalies.push(`CENTRAL: ${extra} rows in ${SITE}/*.csv that no forwarding server held`);
+  if (torn > 0) anomalies.push(`CENTRAL: ${torn} torn or unreadable rows in ${SITE}/*.csv`);
+  return central;
+}
+
+function natsGoals(pairs, combined, e2e, central) {
+  const list = [];
+  const add = (goal, pass, shown) => list.push({ goal, pass, shown });
+  const f = (x, d = 1) => (x === null || x === undefined || Number.isNaN(x) ? 'n/a' : x.toFixed(d));
+  pairs.forEach((pair, i) => add(`pair ${i + 1}: forwarding costs ≤ ${NATS_GOALS.maxCostPct} %`, pair.costPct <= NATS_GOALS.maxCostPct, `${f(pair.costPct)} % (on/off ${f(pair.ratio, 2)})`));
+  if (pairs.length > 1) add(`all pairs: forwarding costs ≤ ${NATS_GOALS.maxCostPct} %`, combined.costPct <= NATS_GOALS.maxCostPct, `${f(combined.costPct)} % (on/off ${f(combined.ratio, 2)})`);
+  add('every acknowledged reading reached the central file', e2e.missing === 0 && e2e.acked === e2e.sent, `${e2e.arrived} of ${e2e.sent} (${e2e.missing} missing)`);
+  add('central files: every forwarded row exactly once', central.missing === 0 && central.duplicates === 0 && central.extra === 0, `${central.rows} rows, ${central.missing} missing, ${central.duplicates} duplicated`);
+  return list;
+}
+
+function printNatsTables(report) {
+  const int = (x) => (x === null || x === undefined || Number.isNaN(x) ? 'n/a' : Math.round(x).toLocaleString('en-US'));
+  const dec = (x, d = 1) => (x === null || x === undefined || Number.isNaN(x) ? 'n/a' : x.toFixed(d));
+  const ms = (x) => (x === null || x === undefined ? 'n/a' : `${x.toFixed(0)} ms`);
+  const { config, runs, pairs, combined, e2e, central } = report;
+  const lines = [];
+  const row = (label, cells) => lines.push(`  ${label.padEnd(30)}${cells.map((c) => String(c).padStart(15)).join('')}`);
+  lines.push(
+    `sensor-ingest bench --nats: ${config.connections} connections, ${config.durationSec} s measured (+${config.warmupSec} s warm-up) per run, ` +
+      `${config.streams} stream(s), batch ${config.batch}, ack ${config.ack}, node ${process.version}, ${config.cpus} CPUs, ${HOST}`,
+    `  ${config.natsServer}, collector on the same machine; forwarding on: NATS_URL set, SITE_ID=${SITE}`,
+    '',
+    'throughput, forwarding off and on, interleaved',
+  );
+  row('', runs.map((r) => r.mode.replace('forwarding ', '')));
+  const each = (label, pick) => row(label, runs.map(pick));
+  each('rows/s posted (2xx)', (r) => int(r.rowsPerSec));
+  each('latency p50 / p99', (r) => `${dec(r.latencyP50Ms, 0)} / ${dec(r.latencyP99Ms, 0)} ms`);
+  each('2xx / non-2xx / errors', (r) => `${int(r.ok2xx)}/${int(r.non2xx)}/${int(r.errors)}`);
+  each('rows lost (local)', (r) => int(r.rowsLost));
+  each('server CPU (1 core=100%)', (r) => `${int(r.serverCpuPct)} %`);
+  each('nats-server CPU', (r) => `${int(r.natsCpuPct)} %`);
+  each('collector CPU', (r) => `${int(r.collectorCpuPct)} %`);
+  each('load generator CPU', (r) => `${int(r.loadGenCpuPct)} %`);
+  each('other CPU on the machine', (r) => `${int(r.otherCpuPct)} %`);
+  each('forward lag at load end', (r) => (r.forwarding ? `${int(r.forwardLagAtEnd)} rows` : '-'));
+  each('forward_errors_total', (r) => (r.forwarding ? int(r.forwardErrors) : '-'));
+  each('redelivered so far (consumer)', (r) => (r.forwarding ? int(r.redeliveredSoFar) : '-'));
+  each('central rows at load end', (r) => (r.forwarding ? `${int(r.centralAtEnd)}/${int(r.localRows)}` : '-'));
+  each('central complete after', (r) => (r.forwarding ? (r.caughtUp ? `+${dec(r.catchUpMs / 1000)} s` : 'NEVER') : '-'));
+  lines.push('', 'forwarding cost (rows/s on ÷ off)');
+  pairs.forEach((pair, i) => lines.push(`  pair ${i + 1}: ${int(pair.off)} → ${int(pair.on)} rows/s   on/off ${dec(pair.ratio, 3)}   cost ${dec(pair.costPct)} %`));
+  if (pairs.length > 1) lines.push(`  all:    ${int(combined.off)} → ${int(combined.on)} rows/s   on/off ${dec(combined.ratio, 3)}   cost ${dec(combined.costPct)} %   (mean rows/s of each side)`);
+  lines.push(
+    '',
+    `end-to-end delay: ${e2e.sent} readings at ${e2e.rate}/s to /${e2e.stream} (${dec(e2e.sendSec)} s), POST sent → id seen in the file (polled every ${e2e.pollMs} ms + fs.watch)`,
+  );
+  const one = (label, value) => lines.push(`  ${label.padEnd(30)}${value}`);
+  one('POSTs answered 2xx', `${e2e.acked} of ${e2e.sent}  (${Object.entries(e2e.statuses).map(([s, n]) => `${s}×${n}`).join(' ')})`);
+  one('arrived in the central file', `${e2e.arrived} of ${e2e.acked}${e2e.missing > 0 ? `   *** ${e2e.missing} MISSING: ids ${e2e.missingIds.join(', ')} ***` : ''}`);
+  const d = (s) => `p50 ${ms(s.p50Ms)}   p99 ${ms(s.p99Ms)}   max ${ms(s.maxMs)}   min ${ms(s.minMs)}`;
+  one('to the central file', d(e2e.toCentral));
+  one('slower than 1 s / 2 s / 10 s', `${e2e.over[1000]} / ${e2e.over[2000]} / ${e2e.over[10_000]} readings`);
+  one('slowest, by second of sending', e2e.bySecond.map((b) => (b.maxMs === null ? '-' : (b.maxMs / 1000).toFixed(1))).join(' ') + ' s');
+  one('redelivered by JetStream', e2e.redelivered === null ? 'n/a' : `${e2e.redelivered} messages (after the ${30} s ack wait)`);
+  one('to the edge file (written)', d(e2e.toEdgeFile));
+  one('POST answer', d(e2e.postAnswer));
+  const warned = (w) => (Object.keys(w ?? {}).length === 0 ? 'none' : Object.entries(w).map(([line, n]) => `${n}× ${line}`).join('; '));
+  one("delay run's server WARN+", warned(e2e.serverWarnings));
+  one('collector WARN+ (whole bench)', warned(e2e.collectorWarnings));
+  lines.push('', `central files (${SITE}/*.csv, after the collector stopped)`);
+  one('rows / expected', `${int(central.rows)} / ${int(central.expected)}`);
+  one('missing / duplicated / extra', `${int(central.missing)} / ${int(central.duplicates)} / ${int(central.extra)}`);
+  lines.push('', 'summary');
+  const sum = (label, value) => lines.push(`  ${label.padEnd(38)}${value}`);
+  pairs.forEach((pair, i) => sum(`pair ${i + 1} rows/s off → on`, `${int(pair.off)} → ${int(pair.on)}   (${dec(pair.ratio, 3)}, cost ${dec(pair.costPct)} %)`));
+  if (pairs.length > 1) sum('all pairs rows/s off → on', `${int(combined.off)} → ${int(combined.on)}   (${dec(combined.ratio, 3)}, cost ${dec(combined.costPct)} %)`);
+  sum('POST → central file p50 / p99 / max', `${ms(e2e.toCentral.p50Ms)} / ${ms(e2e.toCentral.p99Ms)} / ${ms(e2e.toCentral.maxMs)}`);
+  sum('delay-run readings arrived', `${e2e.arrived} of ${e2e.sent}`);
+  lines.push('', `goals (2-core machine, loopback, nats-server and collector on the same cores)`);
+  for (const goal of report.goals) lines.push(`  ${goal.pass ? 'PASS' : 'MISS'}  ${goal.goal.padEnd(52)} ${goal.shown}`);
+  lines.push('', anomalies.length === 0 ? 'anomalies: none' : `anomalies:\n${anomalies.map((a) => `  - ${a}`).join('\n')}`);
+  console.log(lines.join('\n'));
+}
+
+/** The --nats mode; resolves to the exit code. */
+async function natsBench() {
+  progress('starting nats-server');
+  const nats = await startNatsServer();
+  progress(`nats-server on ${HOST}:${nats.port}; starting the collector`);
+  const collector = await startCollector(nats.url);
+  const ctx = { nats, collector };
+  const runs = [];
+  const forwardedSets = [];
+  for (let i = 1; i <= options.pairs; i++) {
+    for (const forwarding of [false, true]) {
+      const { run, forwardedIds } = await measureForwarding(ctx, forwarding, i);
+      runs.push(run);
+      if (forwardedIds !== null) forwardedSets.push(forwardedIds);
+    }
+  }
+  const { run: e2e, forwardedIds } = await endToEnd(ctx);
+  forwardedSets.push(forwardedIds);
+
+  progress('stopping the collector and nats-server');
+  await ctx.nc?.close().catch(() => {});
+  const collectorStop = await stopTracked(collector);
+  if (collectorStop.code !== 0) anomalies.push(`collector: exit ${collectorStop.code ?? collectorStop.signal} after SIGTERM: ${collector.output().trim().split('\n').slice(-2).join(' | ')}`);
+  const collectorWarnings = collector.warnings();
+  for (const [line, count] of Object.entries(collectorWarnings)) if (!line.startsWith('WARN')) anomalies.push(`collector logged ${count}× ${line}`);
+  for (const [line, count] of Object.entries(e2e.serverWarnings)) if (!line.startsWith('WARN')) anomalies.push(`delay run's server logged ${count}× ${line}`);
+  e2e.collectorWarnings = collectorWarnings;
+  const natsStop = await stopTracked(nats);
+  // nats-server 2.9 exits 1 after a clean SIGTERM shutdown ("Server Exiting..").
+  const natsClean = natsStop.code === 0 || (natsStop.code === 1 && /Server Exiting/.test(nats.output()));
+  if (!natsClean) anomalies.push(`nats-server: exit ${natsStop.code ?? natsStop.signal} after SIGTERM: ${nats.output().trim().split('\n').slice(-2).join(' | ')}`);
+  const central = accountCentral(ctx, forwardedSets);
+
+  const pairs = [];
+  for (let i = 0; i < runs.length; i += 2) {
+    const [off, on] = [runs[i].rowsPerSec, runs[i + 1].rowsPerSec];
+    pairs.push({ off, on, ratio: on / off, costPct: 100 * (1 - on / off) });
+  }
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const combinedOff = mean(pairs.map((p) => p.off));
+  const combinedOn = mean(pairs.map((p) => p.on));
+  const combined = { off: combinedOff, on: combinedOn, ratio: combinedOn / combinedOff, costPct: 100 * (1 - combinedOn / combinedOff) };
+  const report = {
+    config: {
+      connections: options.connections,
+      durationSec: options.durationSec,
+      warmupSec: options.warmupSec,
+      streams: options.streams,
+      batch: options.batch,
+      ack: options.ack === 'durable' ? 'durable' : 'queued',
+      pairs: options.pairs,
+      e2eRate: options.e2eRate,
+      e2eDurationSec: options.e2eDurationSec,
+      logLevel: options.logLevel ?? null,
+      serverEnv: options.serverEnv,
+      natsServer: nats.version,
+      node: process.version,
+      cpus: cpus().length,
+    },
+    runs,
+    pairs,
+    combined,
+    e2e,
+    central,
+    goals: natsGoals(pairs, combined, e2e, central),
+    anomalies,
+  };
+  if (args.json) console.log(JSON.stringify(report, null, 2));
+  else printNatsTables(report);
+  const failed = runs.some((run) => run.rowsLost > 0) || e2e.missing > 0 || central.missing > 0 || central.duplicates > 0 || runs.some((run) => run.forwarding && !run.caughtUp);
+  return failed ? 1 : 0;
+}
+
 // ---------------------------------------------------------------- main
 
-let profileDir = null;
-let exitCode = 0;
-try {
-  buildIfNeeded();
-  if (options.cpuProf) {
-    profileDir = args['cpu-prof-dir'] ?? mkdtempSync(join(tmpdir(), 'sensor-ingest-cpuprof-'));
-    mkdirSync(profileDir, { recursive: true });
-  }
+/** sensor-ingest against the reference server (the default mode); resolves to the exit code. */
+async function referenceBench() {
   const runs = {};
   for (const mode of modes) {
     runs[mode] = {};
@@ -669,7 +1354,18 @@ try {
   if (args.json) console.log(JSON.stringify(report, null, 2));
   else printTables(report);
   const lost = [...Object.values(runs).flatMap((pair) => KINDS.map((k) => pair[k]).filter(Boolean)), fill].some((run) => run?.rowsLost > 0);
-  if (lost) exitCode = 1;
+  return lost ? 1 : 0;
+}
+
+let profileDir = null;
+let exitCode = 0;
+try {
+  buildIfNeeded();
+  if (options.cpuProf) {
+    profileDir = args['cpu-prof-dir'] ?? mkdtempSync(join(tmpdir(), 'sensor-ingest-cpuprof-'));
+    mkdirSync(profileDir, { recursive: true });
+  }
+  exitCode = options.nats ? await natsBench() : await referenceBench();
 } catch (error) {
   progress(`failed: ${error.stack ?? error}`);
   exitCode = 1;
