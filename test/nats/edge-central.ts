@@ -91,19 +91,24 @@ export async function metricSum(url: string, name: string): Promise<number> {
 export async function postLoad(
   url: () => string,
   count: number,
-  { concurrency = 50, streams = ['s1', 's2', 's3', 's4'], prefix = 'r', widenEvery = 0, stopWhen = () => false } = {},
+  { concurrency = 50, streams = ['s1', 's2', 's3', 's4'], prefix = 'r', widenEvery = 0, retryRefused = false } = {},
 ): Promise<Set<string>> {
   const acked = new Set<string>();
   await pool(count, concurrency, async (i) => {
-    if (stopWhen()) return;
-    const id = `${prefix}${i}`;
-    const reading: Record<string, unknown> = { id, t: 20 + (i % 50) / 10, note: i % 7 === 0 ? 'comma, "quoted"\nline' : `n${i}` };
-    if (widenEvery > 0 && i % widenEvery === widenEvery - 1) reading[`extra${Math.floor(i / widenEvery)}`] = i;
-    try {
-      const answer = await postJson(`${url()}/${streams[i % streams.length]}`, reading);
-      if (answer.status >= 200 && answer.status < 300) acked.add(id);
-    } catch {
-      // The server was killed under us: not acknowledged.
+    // Like a sensor whose server restarts: a post that fails is sent again (as a new reading: the
+    // first may have been written before the kill, unacknowledged).
+    for (let attempt = 0; attempt < (retryRefused ? 400 : 1); attempt++) {
+      const id = attempt === 0 ? `${prefix}${i}` : `${prefix}${i}.${attempt}`;
+      const reading: Record<string, unknown> = { id, t: 20 + (i % 50) / 10, note: i % 7 === 0 ? 'comma, "quoted"\nline' : `n${i}` };
+      if (widenEvery > 0 && i % widenEvery === widenEvery - 1) reading[`extra${Math.floor(i / widenEvery)}`] = i;
+      try {
+        const answer = await postJson(`${url()}/${streams[i % streams.length]}`, reading);
+        if (answer.status >= 200 && answer.status < 300) acked.add(id);
+        return;
+      } catch {
+        // The server was killed under us: not acknowledged.
+        if (retryRefused) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
     }
   });
   return acked;
