@@ -2,20 +2,26 @@
  * The forwarder's place in each file, on disk: `<DATA_DIR>/.sensor-ingest/
  * cursors/<file id>` holds the offset up to which JetStream has acknowledged
  * every row. Keyed by file id, so it follows a file through its archive
- * rename. Advanced only after the acks, and fsynced: a restart re-sends at
- * most what was in flight, under the same message ids.
+ * rename. Advanced only after the acks and fsynced, a few times a second at
+ * most and off the main thread (ingest must not wait on these fsyncs): a
+ * restart re-sends at most the rows acked since, under the same message ids,
+ * which JetStream and the collector both drop.
  */
 import * as nodeFs from 'node:fs';
 import { join } from 'node:path';
 import { STATE_DIR } from '../writer/file-state.js';
 
 const DIGITS = 16;
+const FLUSH_EVERY_MS = 200;
 
 export interface CursorStore {
   /** The acknowledged offset, or null for a file never forwarded from. */
   read(fileId: string): number | null;
-  /** Records the offset durably. */
+  /** Records the offset; it reaches the disk (fsynced) within a fraction of a second. */
   write(fileId: string, offset: number): void;
+  /** Writes every offset recorded so far, durably. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
 }
 
 export function cursorDirOf(dataDir: string): string {
@@ -26,8 +32,61 @@ export function createCursorStore(dataDir: string, fs: typeof nodeFs = nodeFs): 
   const dir = cursorDirOf(dataDir);
   fs.mkdirSync(dir, { recursive: true });
   const pathOf = (fileId: string): string => join(dir, fileId);
+  const pending = new Map<string, number>();
+  const known = new Set<string>();
+  let flushing: Promise<void> = Promise.resolve();
+
+  async function writeOne(fileId: string, offset: number): Promise<void> {
+    const text = `${String(offset).padStart(DIGITS, '0')}\n`;
+    const path = pathOf(fileId);
+    if (known.has(fileId) || fs.existsSync(path)) {
+      known.add(fileId);
+      // Same length every time: rewritten in place, then fsynced.
+      const handle = await fs.promises.open(path, 'r+');
+      try {
+        await handle.write(text, 0, 'utf8');
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      return;
+    }
+    const temporary = `${path}.tmp`;
+    const handle = await fs.promises.open(temporary, 'w');
+    try {
+      await handle.write(text, 0, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.promises.rename(temporary, path);
+    const folder = await fs.promises.open(dir, 'r');
+    try {
+      await folder.sync();
+    } finally {
+      await folder.close();
+    }
+    known.add(fileId);
+  }
+
+  function flush(): Promise<void> {
+    flushing = flushing.then(async () => {
+      const batch = [...pending];
+      pending.clear();
+      for (const [fileId, offset] of batch) await writeOne(fileId, offset);
+    });
+    return flushing;
+  }
+
+  const timer = setInterval(() => {
+    if (pending.size > 0) flush().catch(() => {});
+  }, FLUSH_EVERY_MS);
+  timer.unref();
+
   return {
     read(fileId) {
+      const waiting = pending.get(fileId);
+      if (waiting !== undefined) return waiting;
       try {
         const text = fs.readFileSync(pathOf(fileId), 'utf8');
         return /^\d{1,16}\n$/.test(text) ? Number(text) : null;
@@ -36,34 +95,12 @@ export function createCursorStore(dataDir: string, fs: typeof nodeFs = nodeFs): 
       }
     },
     write(fileId, offset) {
-      const text = `${String(offset).padStart(DIGITS, '0')}\n`;
-      const path = pathOf(fileId);
-      if (fs.existsSync(path)) {
-        // Same length every time: rewritten in place, then fsynced.
-        const fd = fs.openSync(path, 'r+');
-        try {
-          fs.writeSync(fd, text, 0, 'utf8');
-          fs.fsyncSync(fd);
-        } finally {
-          fs.closeSync(fd);
-        }
-        return;
-      }
-      const temporary = `${path}.tmp`;
-      const fd = fs.openSync(temporary, 'w');
-      try {
-        fs.writeSync(fd, text, 0, 'utf8');
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      fs.renameSync(temporary, path);
-      const dirFd = fs.openSync(dir, 'r');
-      try {
-        fs.fsyncSync(dirFd);
-      } finally {
-        fs.closeSync(dirFd);
-      }
+      pending.set(fileId, offset);
+    },
+    flush,
+    async close() {
+      clearInterval(timer);
+      await flush();
     },
   };
 }

@@ -63,6 +63,8 @@ const TIMING = {
   /** SPEC: WARN when the lag has not fallen for this long. */
   lagWarnMs: 60_000,
   lagCheckMs: 5000,
+  /** Between passes that found rows: lets more gather, so chunks are bigger and passes fewer. */
+  gatherMs: 50,
 };
 
 /** Rows published together (all in flight at once) before the cursor moves. */
@@ -83,6 +85,8 @@ interface Tracked {
   lag: number;
   /** Caught up and never to grow again (an archive): not looked at again. */
   settled: boolean;
+  /** The header's columns but received_at (a file's first line never changes). */
+  readonly columns: readonly string[];
 }
 
 interface OutgoingRow {
@@ -222,14 +226,15 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
     try {
       const size = nodeFs.fstatSync(fd).size;
       const synced = Math.min(state.synced, size);
-      const header = readHeaderRecord(nodeFs, fd, synced);
-      if (header === null) return 0;
       const archive = streamFileOf(name, streams)?.archive ?? false;
       let file = byName.get(name);
       if (file === undefined || file.id !== state.id) {
+        const header = readHeaderRecord(nodeFs, fd, synced);
+        if (header === null) return 0;
+        if (header.fields[0] !== RECEIVED_AT) log.warn({ file: name }, 'file does not start with received_at; sent as it is');
         const replaced = file !== undefined;
         const cursor = Math.max(cursors?.read(state.id) ?? 0, header.end);
-        file = { id: state.id, name, stream, created: state.created, cursor, counted: cursor, lag: 0, settled: false };
+        file = { id: state.id, name, stream, created: state.created, cursor, counted: cursor, lag: 0, settled: false, columns: header.fields.slice(1) };
         byName.set(name, file);
         // An archive rename just happened: the archive, listed on the next pass, goes first.
         if (replaced) return 0;
@@ -246,7 +251,7 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
       if (js === undefined || !connected) return 0;
       const { records, end } = readRecords(nodeFs, fd, file.cursor, file.counted, CHUNK_ROWS);
       if (records.length === 0) return 0;
-      const columns = header.fields.slice(1);
+      const { columns } = file;
       const subject = subjectOf(config.natsSubjectPrefix, config.siteId, stream);
       const outgoing: OutgoingRow[] = records.map((record) => ({
         subject,
@@ -257,7 +262,6 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
           record.fields.slice(1),
         ),
       }));
-      if (header.fields[0] !== RECEIVED_AT) log.warn({ file: name }, 'file does not start with received_at; sent as it is');
       if (!(await publishAll(js, outgoing))) return 0;
       file.cursor = end;
       file.lag -= records.length;
@@ -304,7 +308,10 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
           log.error({ file: name, err: safeMessage(error), code: (error as { code?: string }).code }, 'cannot read file to forward');
         }
       }
+      // Idle: wait for the writer's next report (or the poll, for another process's writes).
+      // Busy: a short pause lets rows gather, so each pass publishes a bigger chunk.
       if (sent === 0) await sleep(timing.pollMs);
+      else if (sent < CHUNK_ROWS) await new Promise((resolve) => setTimeout(resolve, timing.gatherMs));
     }
   }
 
@@ -412,6 +419,7 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
       // Publishes in flight end with the connection; their rows go again next start, same ids.
       await nc?.close().catch(() => {});
       await running;
+      await cursors?.close().catch(() => {});
       // A first connect still under way (NATS down) never ends by itself: stop waiting for it.
       await Promise.race([connecting, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
       metrics.connected(false);

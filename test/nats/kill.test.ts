@@ -105,6 +105,37 @@ describe('exactly once under faults', () => {
     console.log(`collector SIGKILL x5: 4000 acknowledged, ${found} central rows, 0 duplicates written, ${skipped} redelivered rows skipped by the journal after the last restart, ${cuts} start-ups cut unjournaled rows`);
   }, 240_000);
 
+  it('two servers on one DATA_DIR: one forwards; when it is SIGKILLed the other takes over, and every row arrives once', async (context) => {
+    requireNatsServer(context);
+    const nats = await startNats();
+    const [edge, central] = [dir(), dir()];
+    const env = ingestEnv(join(edge, 'data'), join(edge, 'logs'), nats.url, { ACK_MODE: 'durable' });
+    const [one, two] = [await startServer(env), await startServer(env)];
+    started.push(one, two);
+    const collector = await startCollector(join(central, 'data'), join(central, 'logs'), nats.url);
+    started.push(collector);
+    const forwarding = async (server: ServerProcess): Promise<boolean> =>
+      ((await (await fetch(`${server.url}/readyz`)).json()) as { checks: { forward: { forwarding: boolean } } }).checks.forward.forwarding;
+
+    // Both take rows; only the lock holder sends, including the other's rows.
+    const first = new Set([
+      ...(await postLoad(() => one.url, 300, { concurrency: 10, prefix: 'a' })),
+      ...(await postLoad(() => two.url, 300, { concurrency: 10, prefix: 'b' })),
+    ]);
+    await waitForCentral(join(central, 'data'), first, STREAMS);
+    const holders = [await forwarding(one), await forwarding(two)];
+    expect(holders.filter(Boolean)).toHaveLength(1);
+    const [holder, other] = holders[0] ? [one, two] : [two, one];
+
+    await kill(holder);
+    const second = await postLoad(() => other.url, 300, { concurrency: 10, prefix: 'c' });
+    // The dead holder's lock goes stale after 10 s; the other takes it and sends the rest.
+    await waitForCentral(join(central, 'data'), second, STREAMS, 60_000);
+    expect(await forwarding(other)).toBe(true);
+    const found = expectSameRows(join(edge, 'data'), join(central, 'data'));
+    console.log(`two servers, one DATA_DIR: ${first.size + second.size} acknowledged, ${found} central rows, 0 duplicates; forwarding taken over after the holder's SIGKILL`);
+  }, 120_000);
+
   it('a 3-node cluster, 3 replicas: the node leading the stream is SIGKILLed under load; forwarding and collecting carry on, every row once', async (context) => {
     requireNatsServer(context);
     const cluster = await startNatsCluster(3);

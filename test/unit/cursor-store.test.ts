@@ -24,44 +24,67 @@ describe('createCursorStore', () => {
     expect(createCursorStore(dir.path).read(ID)).toBeNull();
   });
 
-  it('reads back what it wrote, per file id, and across a new store', () => {
+  it('reads back what it wrote, per file id, and across a new store once flushed', async () => {
     const store = createCursorStore(dir.path);
     store.write(ID, 4096);
     store.write('fedcba9876543210', 17);
     expect(store.read(ID)).toBe(4096);
     expect(store.read('fedcba9876543210')).toBe(17);
+    await store.close();
     expect(createCursorStore(dir.path).read(ID)).toBe(4096);
     expect(readFileSync(join(cursorDirOf(dir.path), ID), 'utf8')).toBe('0000000000004096\n');
     expect(readdirSync(cursorDirOf(dir.path)).sort()).toEqual([ID, 'fedcba9876543210']);
   });
 
-  it('rewrites in place: same inode, always 17 bytes, smaller values leave no digits behind', () => {
+  it('rewrites in place: same inode, always 17 bytes, smaller values leave no digits behind', async () => {
     const store = createCursorStore(dir.path);
     const path = join(cursorDirOf(dir.path), ID);
     store.write(ID, 123_456_789);
+    await store.flush();
     const inode = statSync(path).ino;
     for (const offset of [123_456_790, 7, 0, 9_007_199_254_740_991, 42]) {
       store.write(ID, offset);
+      await store.flush();
       expect(statSync(path).size).toBe(17);
       expect(statSync(path).ino).toBe(inode);
-      expect(store.read(ID)).toBe(offset);
+      expect(createCursorStore(dir.path).read(ID)).toBe(offset);
     }
+    await store.close();
   });
 
-  it('fsyncs every write, and the folder when a cursor is new', () => {
+  it('writes only the last of many offsets recorded between flushes', async () => {
+    const store = createCursorStore(dir.path);
+    for (let offset = 1; offset <= 1000; offset++) store.write(ID, offset);
+    expect(existsSync(join(cursorDirOf(dir.path), ID))).toBe(false);
+    await store.close();
+    expect(readFileSync(join(cursorDirOf(dir.path), ID), 'utf8')).toBe('0000000000001000\n');
+  });
+
+  it('fsyncs every flush, and the folder when a cursor is new', async () => {
     const synced: string[] = [];
+    const open = nodeFs.promises.open;
     const counting = {
       ...nodeFs,
-      fsyncSync: (fd: number) => {
-        synced.push(nodeFs.fstatSync(fd).isDirectory() ? 'dir' : 'file');
-        nodeFs.fsyncSync(fd);
+      promises: {
+        ...nodeFs.promises,
+        open: async (...args: Parameters<typeof open>) => {
+          const handle = await open(...args);
+          const sync = handle.sync.bind(handle);
+          handle.sync = async () => {
+            synced.push((await handle.stat()).isDirectory() ? 'dir' : 'file');
+            return sync();
+          };
+          return handle;
+        },
       },
     } as typeof nodeFs;
     const store = createCursorStore(dir.path, counting);
     store.write(ID, 1);
+    await store.flush();
     expect(synced).toEqual(['file', 'dir']);
     synced.length = 0;
     store.write(ID, 2);
+    await store.close();
     expect(synced).toEqual(['file']);
     expect(existsSync(join(cursorDirOf(dir.path), `${ID}.tmp`))).toBe(false);
   });
