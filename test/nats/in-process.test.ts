@@ -1,0 +1,155 @@
+/**
+ * The forwarder and the collector run in this process against a real
+ * nats-server, so their timing can be shortened and their log lines read:
+ * the lag WARN and the caught-up INFO, the collector's journal skipping a
+ * whole replay, and the collector's HTTP endpoints.
+ */
+import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { Registry } from 'prom-client';
+import request from 'supertest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { createCollectorApp } from '../../src/collector-app.js';
+import { createMetrics } from '../../src/metrics.js';
+import { openCollectJournal } from '../../src/nats/collect-journal.js';
+import { createCollectMetrics } from '../../src/nats/collect-metrics.js';
+import { startCollector } from '../../src/nats/collector.js';
+import { createForwardMetrics } from '../../src/nats/forward-metrics.js';
+import { startForwarder } from '../../src/nats/forwarder.js';
+import { createStreamActivity } from '../../src/stream-activity.js';
+import { createInlineRunner } from '../../src/writer/runners.js';
+import { type Writer, createWriter } from '../../src/writer/writer.js';
+import { freePort, memoryLogger, tempDir, testConfig, waitFor } from '../helpers.js';
+import { requireNatsServer, startNats, stopAllNats } from '../nats-harness.js';
+import { rowsOf } from './edge-central.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+afterAll(stopAllNats);
+
+function dir(): string {
+  const made = tempDir('nats-inproc-');
+  cleanups.push(made.cleanup);
+  return made.path;
+}
+
+const reading = (i: number) => ({ columns: ['id', 'temp'], cells: [`r${i}`, String(20 + i / 10)] });
+
+describe('the forwarder, in process', () => {
+  it('counts the lag while NATS is down, WARNs "forward lagging" when it does not fall, and says "forward caught up" once NATS is there', async (context) => {
+    requireNatsServer(context);
+    const natsPort = await freePort();
+    const dataDir = dir();
+    const config = testConfig(dataDir, { NATS_URL: `nats://127.0.0.1:${natsPort}`, SITE_ID: 'pi', STREAMS: 'data' });
+    const { logger, lines } = memoryLogger();
+    const registry = new Registry();
+    const forwarder = startForwarder({
+      config,
+      logger,
+      metrics: createForwardMetrics(registry, config.streams),
+      timing: { pollMs: 50, lagWarnMs: 300, lagCheckMs: 50, retryMaxMs: 200 },
+    });
+    cleanups.push(() => forwarder.close());
+    const writer = createWriter({ config, runner: createInlineRunner(), logger, events: { fileWritten: () => forwarder.notify() } });
+    cleanups.push(() => writer.close());
+
+    await Promise.all(Array.from({ length: 30 }, (_, i) => writer.enqueue('data', [reading(i)], Date.now())));
+    await waitFor(() => forwarder.lag().get('data') === 30, 'the lag to count 30 rows');
+    expect(forwarder.connected).toBe(false);
+    await waitFor(() => lines.some((line) => line.msg === 'forward lagging' && line.rows === 30), 'the forward lagging WARN');
+    expect(lines.find((line) => line.msg === 'forward lagging')?.level).toBe(40);
+    expect(await registry.getSingleMetricAsString('forward_lag_rows')).toContain('forward_lag_rows{stream="data"} 30');
+
+    const nats = await startNats({ port: natsPort });
+    await waitFor(() => forwarder.lag().get('data') === 0, 'the lag back to 0', 30_000);
+    await waitFor(() => lines.some((line) => line.msg === 'forward caught up'), 'the forward caught up INFO');
+    expect(forwarder.holdsLock).toBe(true);
+    const nc = await connect({ servers: nats.url });
+    const info = await (await jetstreamManager(nc)).streams.info('SENSORS');
+    await nc.close();
+    expect(info.state.messages).toBe(30);
+    expect(info.config.subjects).toEqual(['sensors.>']);
+    expect(info.config.duplicate_window).toBe(600 * 1e9);
+    expect(await registry.getSingleMetricAsString('forward_rows_total')).toContain('forward_rows_total{stream="data"} 30');
+    // Credentials never reach the log, even in the connect lines.
+    expect(JSON.stringify(lines)).not.toMatch(/\/\/[^/]*:[^/]*@/);
+  }, 60_000);
+});
+
+describe('the collector, in process', () => {
+  async function collectorOn(natsUrl: string, dataDir: string, consumer: string) {
+    const config = testConfig(dataDir, { NATS_URL: natsUrl, COLLECT_CONSUMER: consumer });
+    const { logger, lines } = memoryLogger();
+    const registry = new Registry();
+    let writer: Writer | undefined;
+    const metrics = createMetrics({ registry, config: { ...config, streams: [] }, activity: createStreamActivity([], Date.now), queueLength: () => writer?.length ?? 0 });
+    let ends = new Map<string, number>();
+    writer = createWriter({
+      config,
+      runner: createInlineRunner(),
+      logger,
+      events: {
+        fileWritten(outcome) {
+          if (outcome.fileId !== undefined && outcome.end !== undefined) ends.set(outcome.fileId, outcome.end);
+        },
+      },
+    });
+    const journal = openCollectJournal(dataDir);
+    const collector = startCollector({
+      config,
+      logger,
+      writer,
+      journal,
+      metrics: createCollectMetrics(registry),
+      takeEnds: () => {
+        const taken = ends;
+        ends = new Map();
+        return taken;
+      },
+      stateLost: () => false,
+      fatal: (message) => {
+        throw new Error(message);
+      },
+    });
+    const app = createCollectorApp({ version: '9.9.9', dataDir, readToken: undefined, writer, metrics, natsCheck: () => ({ ok: collector.connected }) });
+    const stop = async () => {
+      await collector.close();
+      await (writer as Writer).close();
+      journal.close();
+    };
+    return { collector, registry, lines, app, stop };
+  }
+
+  it('writes what a forwarder sent, and a second consumer replaying the whole stream onto the same journal writes nothing twice', async (context) => {
+    requireNatsServer(context);
+    const nats = await startNats();
+    const edgeDir = dir();
+    const centralDir = dir();
+    const edge = testConfig(edgeDir, { NATS_URL: nats.url, SITE_ID: 'pi', STREAMS: 'data' });
+    const { logger } = memoryLogger();
+    const forwarder = startForwarder({ config: edge, logger, metrics: createForwardMetrics(new Registry(), edge.streams) });
+    cleanups.push(() => forwarder.close());
+    const writer = createWriter({ config: edge, runner: createInlineRunner(), logger, events: { fileWritten: () => forwarder.notify() } });
+    cleanups.push(() => writer.close());
+    await Promise.all(Array.from({ length: 50 }, (_, i) => writer.enqueue('data', [reading(i)], Date.now())));
+
+    const first = await collectorOn(nats.url, centralDir, 'first');
+    await waitFor(() => rowsOf(join(centralDir, 'pi'), 'data').length === 50, '50 central rows');
+    const ready = await request(first.app).get('/readyz');
+    expect(ready.status).toBe(200);
+    expect(ready.body.checks.nats).toEqual({ ok: true });
+    expect((await request(first.app).get('/metrics')).text).toContain('collect_rows_total{site="pi",stream="data"} 50');
+    expect((await request(first.app).get('/nowhere')).status).toBe(404);
+    await first.stop();
+
+    // A new consumer starts from the stream's first message: every row is one the journal has.
+    const second = await collectorOn(nats.url, centralDir, 'second');
+    cleanups.push(second.stop);
+    await waitFor(async () => (await second.registry.getSingleMetricAsString('collect_duplicates_total')).endsWith(' 50'), '50 duplicates skipped');
+    expect(rowsOf(join(centralDir, 'pi'), 'data').map((row) => row.id)).toEqual(Array.from({ length: 50 }, (_, i) => `r${i}`));
+    expect(rowsOf(edgeDir, 'data')).toEqual(rowsOf(join(centralDir, 'pi'), 'data'));
+  }, 60_000);
+});
