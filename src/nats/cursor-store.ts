@@ -33,6 +33,8 @@ export function createCursorStore(dataDir: string, fs: typeof nodeFs = nodeFs): 
   fs.mkdirSync(dir, { recursive: true });
   const pathOf = (fileId: string): string => join(dir, fileId);
   const pending = new Map<string, number>();
+  /** Every offset recorded in this process: reads never see an older one while a flush is on its way. */
+  const latest = new Map<string, number>();
   const known = new Set<string>();
   let flushing: Promise<void> = Promise.resolve();
 
@@ -85,8 +87,8 @@ export function createCursorStore(dataDir: string, fs: typeof nodeFs = nodeFs): 
 
   return {
     read(fileId) {
-      const waiting = pending.get(fileId);
-      if (waiting !== undefined) return waiting;
+      const recorded = latest.get(fileId);
+      if (recorded !== undefined) return recorded;
       try {
         const text = fs.readFileSync(pathOf(fileId), 'utf8');
         return /^\d{1,16}\n$/.test(text) ? Number(text) : null;
@@ -96,6 +98,7 @@ export function createCursorStore(dataDir: string, fs: typeof nodeFs = nodeFs): 
     },
     write(fileId, offset) {
       pending.set(fileId, offset);
+      latest.set(fileId, offset);
     },
     flush,
     async close() {

@@ -3,10 +3,12 @@
  * per-file proper-lockfile lock must keep their rows apart, write the header
  * once, and archive-and-widen without putting a value under a wrong column.
  */
-import { existsSync, readFileSync, readdirSync, watch } from 'node:fs';
+import * as nodeFs from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, watch } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { afterEach, describe, expect, it } from 'vitest';
+import { csvNameOfState, readFileState, stateDirOf } from '../../src/writer/file-state.js';
 import { type ServerProcess, pool, postJson, startServer, tempDir } from '../helpers.js';
 
 const POSTS_PER_SERVER = 1500;
@@ -187,7 +189,8 @@ describe('two server processes on one DATA_DIR', () => {
     watcher.close();
 
     expect(seen.has('data.csv.lock'), 'the writers took data.csv.lock').toBe(true);
-    expect(readdirSync(dataDir).sort(), 'one file, no archive, no lock or partial left behind').toEqual(['data.csv']);
+    expect(readdirSync(dataDir).sort(), 'one file, no archive, no lock or partial left behind').toEqual(['.sensor-ingest', 'data.csv']);
+    expect(fileStatesOf(dataDir), 'one file state, vouching for the whole file').toEqual([['data.csv', statSync(join(dataDir, 'data.csv')).size]]);
     const { header, rows } = readStrict(join(dataDir, 'data.csv'));
     expect(header).toEqual(['received_at', 'id', 'src', 'request', 'part', 'temp', 'note']);
     const acked = new Set([...loadA.acked, ...loadB.acked]);
@@ -227,8 +230,14 @@ describe('two server processes on one DATA_DIR', () => {
     const archives = archivesInOrder(dataDir);
     const files = [...archives, 'data.csv'];
     expect(readdirSync(dataDir).sort(), 'only data.csv and its archives, no lock or partial left behind').toEqual(
-      [...files].sort(),
+      ['.sensor-ingest', ...files].sort(),
     );
+    // Section 10: each file's state moved with it through every archive rename, under the lock.
+    const states = fileStatesOf(dataDir);
+    expect(states.map(([name]) => name).sort(), 'a state for every file').toEqual([...files].sort());
+    for (const [name, synced] of states) expect(synced, `${name} vouched for whole`).toBe(statSync(join(dataDir, name)).size);
+    const fileIds = files.map((name) => readFileState(nodeFs, join(dataDir, name))?.id);
+    expect(new Set(fileIds).size, 'every file its own id').toBe(files.length);
     // Each server brings 150 new keys; a group commit may bring several at once, but not all of them.
     expect(archives.length).toBeGreaterThanOrEqual(10);
 
@@ -298,3 +307,11 @@ describe('two server processes on one DATA_DIR', () => {
     expect(notReady, '/readyz answers while both servers are healthy').toEqual([]);
   });
 });
+
+/** Each CSV file's state (section 10) as [file name, synced length]. */
+function fileStatesOf(dataDir: string): Array<[string, number]> {
+  return readdirSync(stateDirOf(dataDir))
+    .map(csvNameOfState)
+    .filter((name): name is string => name !== null)
+    .map((name) => [name, readFileState(nodeFs, join(dataDir, name))?.synced ?? -1] as [string, number]);
+}

@@ -85,6 +85,20 @@ describe('forwarding and collecting', () => {
     console.log(`NATS down first: 400 acknowledged while down, ${remote.length} found centrally, 0 duplicates`);
   }, 120_000);
 
+  it('SIGTERM with NATS unreachable still drains and exits 0 at once; the rows wait in the files for the next start', async () => {
+    const [edge] = [dir()];
+    const natsUrl = `nats://127.0.0.1:${await freePort()}`;
+    const ingest = await startServer(ingestEnv(join(edge, 'data'), join(edge, 'logs'), natsUrl));
+    started.push(ingest);
+    const acked = await postLoad(() => ingest.url, 100, { concurrency: 10 });
+    const stopAsked = Date.now();
+    ingest.child.kill('SIGTERM');
+    expect((await ingest.exited).code).toBe(0);
+    expect(Date.now() - stopAsked).toBeLessThan(10_000);
+    const local = STREAMS.flatMap((stream) => rowsOf(join(edge, 'data'), stream));
+    expect(local.map((row) => row.id).sort()).toEqual([...acked].sort());
+  }, 60_000);
+
   it('terminates messages that are not valid rows, counts them, and writes nothing outside DATA_DIR/<site>/', async (context) => {
     requireNatsServer(context);
     const nats = await startNats();

@@ -43,7 +43,8 @@ describe('the forwarder, in process', () => {
     requireNatsServer(context);
     const natsPort = await freePort();
     const dataDir = dir();
-    const config = testConfig(dataDir, { NATS_URL: `nats://127.0.0.1:${natsPort}`, SITE_ID: 'pi', STREAMS: 'data' });
+    // A password in the URL: nats-server without auth ignores it, and the log must never show it.
+    const config = testConfig(dataDir, { NATS_URL: `nats://alice:s3cret-pw@127.0.0.1:${natsPort}`, SITE_ID: 'pi', STREAMS: 'data' });
     const { logger, lines } = memoryLogger();
     const registry = new Registry();
     const forwarder = startForwarder({
@@ -75,7 +76,37 @@ describe('the forwarder, in process', () => {
     expect(info.config.duplicate_window).toBe(600 * 1e9);
     expect(await registry.getSingleMetricAsString('forward_rows_total')).toContain('forward_rows_total{stream="data"} 30');
     // Credentials never reach the log, even in the connect lines.
-    expect(JSON.stringify(lines)).not.toMatch(/\/\/[^/]*:[^/]*@/);
+    expect(JSON.stringify(lines)).not.toContain('s3cret-pw');
+  }, 60_000);
+
+  it('with daily rotation, sends each day file in turn, oldest first', async (context) => {
+    requireNatsServer(context);
+    const nats = await startNats();
+    const dataDir = dir();
+    const config = testConfig(dataDir, { NATS_URL: nats.url, SITE_ID: 'pi', STREAMS: 'data', CSV_ROTATE: 'daily' });
+    const { logger } = memoryLogger();
+    const writer = createWriter({ config, runner: createInlineRunner(), logger });
+    cleanups.push(() => writer.close());
+    const day = 86_400_000;
+    const today = Date.now();
+    // Three day files, written one after the other before forwarding starts: sent in the order they were created.
+    for (let i = 0; i < 5; i++) await writer.enqueue('data', [reading(i)], today - 2 * day);
+    for (let i = 5; i < 10; i++) await writer.enqueue('data', [reading(i)], today - day);
+    for (let i = 10; i < 15; i++) await writer.enqueue('data', [reading(i)], today);
+    const forwarder = startForwarder({ config, logger, metrics: createForwardMetrics(new Registry(), config.streams) });
+    cleanups.push(() => forwarder.close());
+    const nc = await connect({ servers: nats.url });
+    cleanups.push(() => nc.close());
+    const jsm = await jetstreamManager(nc);
+    await waitFor(async () => (await jsm.streams.info('SENSORS').catch(() => undefined))?.state.messages === 15, '15 messages in the stream');
+    const ids: string[] = [];
+    for (let seq = 1; seq <= 15; seq++) {
+      const message = await jsm.streams.getMessage('SENSORS', { seq });
+      const row = (message as NonNullable<typeof message>).json<{ file: string; cells: { id: string } }>();
+      ids.push(row.cells.id);
+      expect(row.file).toMatch(/^data-\d{4}-\d{2}-\d{2}\.csv$/);
+    }
+    expect(ids).toEqual(Array.from({ length: 15 }, (_, i) => `r${i}`));
   }, 60_000);
 });
 

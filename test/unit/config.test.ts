@@ -12,6 +12,12 @@ function problemsOf(env: Record<string, string>): readonly string[] {
 }
 
 describe('loadConfig', () => {
+  it("takes another entry point's defaults (the collector's PORT 8889), which a set variable still overrides", () => {
+    expect(loadConfig({}, { defaults: { PORT: '8889' } }).port).toBe(8889);
+    expect(loadConfig({ PORT: '9000' }, { defaults: { PORT: '8889' } }).port).toBe(9000);
+    expect(loadConfig({}).port).toBe(8888);
+  });
+
   it('gives SPEC section 2 defaults, frozen, with paths resolved', () => {
     const config = loadConfig({}, { hostname: 'Sensor.Pi', cwd: '/srv/app' });
     expect(config).toMatchObject({
