@@ -23,6 +23,7 @@ import { createIngestRouter, unknownStream } from './routes/ingest.js';
 import { createIngestPipeline } from './routes/ingest-pipeline.js';
 import { createLineProtocolRouter } from './routes/line-protocol.js';
 import { createOpsRouter } from './routes/ops.js';
+import { createStreamsRouter } from './routes/streams.js';
 import type { Writer } from './writer/writer.js';
 
 export interface AppDeps {
@@ -72,6 +73,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(createMetricsRouter(metrics, config.readToken));
   app.use(createHistoryRouter({ history, activity, historyMax: config.historyMax, readToken: config.readToken, now }));
   app.use(createDashboardRouter({ live, eventHub, readToken: config.readToken }));
+  app.use(createStreamsRouter({ dataDir: config.dataDir, streams: config.streams, live, readToken: config.readToken }));
   app.all('/:stream', ...unknownStream(config));
   app.use((req) => {
     throw new NotFoundError(`no route for ${req.method} ${req.path}`);
