@@ -189,7 +189,8 @@
   function showReading(card, reading) {
     card.reading.textContent = '';
     if (!reading) return;
-    card.lastTime.textContent = reading.received_at.replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+    // In the viewer's time zone, as the charts' axes are.
+    card.lastTime.textContent = new Date(Date.parse(reading.received_at)).toLocaleString();
     reading.cells.forEach(function (pair) {
       card.reading.append(el('dt', '', pair[0]), el('dd', '', pair[1]));
     });
