@@ -11,13 +11,14 @@ import { join } from 'node:path';
 import type { Request, Response } from 'express';
 import request from 'supertest';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createEventHub, MAX_LAG_BYTES } from '../../src/dashboard/event-hub.js';
+import { type EventHub, MAX_LAG_BYTES, createEventHub } from '../../src/dashboard/event-hub.js';
+import { PUSH_INTERVAL_MS, createLiveFeed } from '../../src/dashboard/live-feed.js';
 import { MAX_CELL_CHARS, MAX_FIELDS, MAX_LAST_CELLS, MAX_POINTS, PointRing, WINDOW_MS, createLivePoints } from '../../src/dashboard/live-points.js';
 import { parseNumericCell } from '../../src/dashboard/numeric.js';
 import { restoreRecentPoints, unguardCell } from '../../src/dashboard/restore-points.js';
 import { type OpenFile, readHeader, readTail } from '../../src/dashboard/tail-reader.js';
 import type { Reading } from '../../src/reading.js';
-import { buildWorld, listFiles, tempDir, waitFor } from '../helpers.js';
+import { buildWorld, listFiles, memoryLogger, tempDir, waitFor } from '../helpers.js';
 
 const reading = (record: Record<string, string>): Reading => ({ columns: Object.keys(record), cells: Object.values(record) });
 
@@ -392,5 +393,43 @@ describe('createEventHub', () => {
     hub.connect(req, res, { event: 'state', data: {} });
     await waitFor(() => res.text.includes(': keep-alive\n\n'), 'a keep-alive comment');
     hub.close();
+  });
+});
+
+describe('createLiveFeed', () => {
+  /** A hub that records what is published, with one client connected. */
+  function recordingHub(): EventHub & { published: Array<{ event: string; data: unknown }> } {
+    const published: Array<{ event: string; data: unknown }> = [];
+    return { published, clients: 1, connect: () => {}, publish: (event, data) => published.push({ event, data }), close: () => {} };
+  }
+
+  it('pushes the first batch at once and merges those soon after into one event per stream', async () => {
+    const hub = recordingHub();
+    const live = createLivePoints({ streams: ['data', 'data2'], quietAfterSec: 120, now: Date.now });
+    const feed = createLiveFeed({ live, eventHub: hub, logger: memoryLogger().logger });
+    const t = Date.now();
+    feed('data', [reading({ a: '1' })], t);
+    expect(hub.published).toHaveLength(1);
+    feed('data', [reading({ a: '2', b: '5V' })], t);
+    feed('data', [reading({ a: '3' }), reading({ c: 'x' })], t);
+    feed('data2', [reading({ z: '9' })], t);
+    expect(hub.published).toHaveLength(1);
+    await waitFor(() => hub.published.length === 3, `the merged events after ${PUSH_INTERVAL_MS} ms`);
+    expect(hub.published[1]?.data).toMatchObject({ stream: 'data', rows: 3, fields: [{ name: 'a', v: 3 }, { name: 'b', unit: 'V', v: 5 }] });
+    expect(hub.published[2]?.data).toMatchObject({ stream: 'data2', rows: 1 });
+    // Still noted in memory, every row.
+    expect(live.snapshot().streams[0]?.rows_per_minute).toBe(4);
+  });
+
+  it('does no event work without clients, and never lets a fault reach the ingest answer', () => {
+    const hub = { ...recordingHub(), clients: 0 };
+    const live = createLivePoints({ streams: ['data'], quietAfterSec: 120, now: Date.now });
+    const { logger, lines } = memoryLogger();
+    createLiveFeed({ live, eventHub: hub, logger })('data', [reading({ a: '1' })], Date.now());
+    expect(hub.published).toHaveLength(0);
+    expect(live.lastReceived('data')).not.toBeNull();
+    const broken = { ...live, record: () => { throw new Error('boom'); } };
+    expect(() => createLiveFeed({ live: broken, eventHub: hub, logger })('data', [reading({ a: '1' })], Date.now())).not.toThrow();
+    expect(lines.find((l) => l.msg === 'dashboard update failed')).toMatchObject({ level: 50, stream: 'data' });
   });
 });
