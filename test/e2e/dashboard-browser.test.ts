@@ -9,7 +9,7 @@
  * Screenshots go to test/artifacts/ (git-ignored); with
  * UPDATE_README_SCREENSHOT=1 the desktop one also replaces docs/dashboard.png.
  */
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -128,7 +128,18 @@ describe.runIf(run)('the dashboard in Chromium', () => {
 
     expect(await page.evaluate('window.marker')).toBe('same page');
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true });
-    if (process.env.UPDATE_README_SCREENSHOT) copyFileSync(join(ARTIFACTS, 'dashboard.png'), join(ROOT, 'docs', 'dashboard.png'));
+    // The card's download: a range of days as one CSV, the token passed along in the link.
+    const today = new Date().toISOString().slice(0, 10);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-stream="weather"] .download button')]);
+    expect(download.suggestedFilename()).toBe(`weather_${today}_${today}.csv`);
+    const csv = readFileSync(await download.path(), 'utf8').split('\n');
+    expect(csv[0]).toBe('received_at,temp,humidity,pressure,door');
+    expect(csv.filter((line) => line.endsWith(',23.9C,52,1009.6hPa,closed'))).toHaveLength(1);
+
+    if (process.env.UPDATE_README_SCREENSHOT) {
+      mkdirSync(join(ROOT, 'docs'), { recursive: true });
+      copyFileSync(join(ARTIFACTS, 'dashboard.png'), join(ROOT, 'docs', 'dashboard.png'));
+    }
   });
 
   it('fits a phone screen', async () => {
