@@ -37,6 +37,8 @@ export function createDashboardRouter({ live, eventHub, readToken }: DashboardRo
   });
 
   router.get('/events', requireTokenOrQuery(readToken), (req, res) => {
+    // A HEAD would hold one of the few client slots for a stream it never reads.
+    if (req.method === 'HEAD') return void res.type('text/event-stream').end();
     eventHub.connect(req, res, { event: 'state', data: live.snapshot() });
   });
 

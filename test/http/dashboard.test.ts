@@ -237,6 +237,14 @@ describe('GET /events', () => {
     const late = await openEventStream(`${url}/events`);
     expect(late.status).toBe(503);
   });
+
+  it('answers HEAD without taking a client slot', async () => {
+    const w = world({ eventHub: { maxClients: 1 } });
+    const res = await request(w.app).head('/events');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('text/event-stream; charset=utf-8');
+    expect(w.eventHub.clients).toBe(0);
+  });
 });
 
 describe('GET /dashboard/state', () => {
