@@ -7,10 +7,14 @@ import helmet from 'helmet';
 import type { Logger } from 'pino';
 import { answeredStatus } from './answered-status.js';
 import type { Config } from './config.js';
+import type { EventHub } from './dashboard/event-hub.js';
+import { createLiveFeed } from './dashboard/live-feed.js';
+import type { LivePoints } from './dashboard/live-points.js';
 import { IngestError, NotFoundError, ServiceUnavailableError } from './errors.js';
 import type { History } from './history.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { Metrics } from './metrics.js';
+import { createDashboardRouter } from './routes/dashboard.js';
 import { createHistoryRouter } from './routes/history.js';
 import { createMetricsRouter } from './routes/metrics.js';
 import type { StreamActivity } from './stream-activity.js';
@@ -19,6 +23,7 @@ import { createIngestRouter, unknownStream } from './routes/ingest.js';
 import { createIngestPipeline } from './routes/ingest-pipeline.js';
 import { createLineProtocolRouter } from './routes/line-protocol.js';
 import { type OpsDeps, createOpsRouter } from './routes/ops.js';
+import { createStreamsRouter } from './routes/streams.js';
 import type { Writer } from './writer/writer.js';
 
 export interface AppDeps {
@@ -30,6 +35,10 @@ export interface AppDeps {
   readonly activity: StreamActivity;
   readonly idempotency: IdempotencyStore;
   readonly lifecycle: Lifecycle;
+  /** The dashboard's memory of each stream's recent readings. */
+  readonly live: LivePoints;
+  /** The dashboard's Server-Sent Events clients. */
+  readonly eventHub: EventHub;
   readonly version: string;
   readonly now?: () => number;
   readonly startedAt?: number;
@@ -38,7 +47,7 @@ export interface AppDeps {
 }
 
 export function createApp(deps: AppDeps): Express {
-  const { config, writer, lifecycle, metrics, history, activity } = deps;
+  const { config, writer, lifecycle, metrics, history, activity, live, eventHub } = deps;
   const now = deps.now ?? Date.now;
   const log = deps.logger.child({ component: 'http' });
   const app = express();
@@ -48,11 +57,15 @@ export function createApp(deps: AppDeps): Express {
   app.set('trust proxy', config.trustProxy ?? false);
 
   // Security headers on every answer, errors included. The pages have no
-  // inline script, so helmet's default Content-Security-Policy fits them.
-  app.use(helmet());
+  // inline script, so helmet's default Content-Security-Policy fits them, but
+  // for upgrade-insecure-requests: the server speaks plain HTTP on the LAN,
+  // and browsers would fetch the dashboard's script over https and fail
+  // (https://github.com/helmetjs/helmet/issues/480).
+  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
   app.use(observeRequests(log, metrics));
   // Ingest first: it is nearly all of the traffic (it refuses requests itself while closing).
-  const pipeline = createIngestPipeline({ config, writer, lifecycle, metrics, history, activity, idempotency: deps.idempotency, now });
+  const onRowsAccepted = createLiveFeed({ live, eventHub, logger: deps.logger });
+  const pipeline = createIngestPipeline({ config, writer, lifecycle, metrics, history, activity, idempotency: deps.idempotency, now, onRowsAccepted });
   app.use(createIngestRouter(pipeline, config.streams, config, now));
   app.use(createLineProtocolRouter(pipeline, config.maxBatchRows, now));
   app.use(refuseWhileClosing(lifecycle, writer));
@@ -68,6 +81,8 @@ export function createApp(deps: AppDeps): Express {
   );
   app.use(createMetricsRouter(metrics, config.readToken));
   app.use(createHistoryRouter({ history, activity, historyMax: config.historyMax, readToken: config.readToken, now }));
+  app.use(createDashboardRouter({ live, eventHub, readToken: config.readToken }));
+  app.use(createStreamsRouter({ dataDir: config.dataDir, streams: config.streams, live, readToken: config.readToken }));
   app.all('/:stream', ...unknownStream(config));
   app.use((req) => {
     throw new NotFoundError(`no route for ${req.method} ${req.path}`);

@@ -27,3 +27,22 @@ export function requireToken(token: string | undefined, schemes: readonly string
 function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest();
 }
+
+/**
+ * Like `requireToken` (Bearer), but the token may also come as `?token=`:
+ * EventSource and a download link cannot send headers. The request log
+ * records `req.path`, never the query, so the token stays out of the logs.
+ */
+export function requireTokenOrQuery(token: string | undefined): RequestHandler {
+  const fromHeader = requireToken(token);
+  if (token === undefined) return fromHeader;
+  const expected = digest(token);
+  return (req, res, next) => {
+    const presented = req.query.token;
+    if (presented === undefined || req.headers.authorization !== undefined) return fromHeader(req, res, next);
+    if (typeof presented !== 'string' || !timingSafeEqual(digest(presented), expected)) {
+      return next(new UnauthorizedError('the token is wrong'));
+    }
+    next();
+  };
+}

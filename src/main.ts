@@ -11,6 +11,9 @@ import * as nodeFs from 'node:fs';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { createApp } from './app.js';
+import { type EventHub, createEventHub } from './dashboard/event-hub.js';
+import { createLivePoints } from './dashboard/live-points.js';
+import { restoreRecentPoints } from './dashboard/restore-points.js';
 import { createHistory } from './history.js';
 import { createIdempotencyStore } from './idempotency.js';
 import type { Lifecycle } from './lifecycle.js';
@@ -94,6 +97,12 @@ async function main(): Promise<void> {
     logger.warn({ file: repair.fileName, partial: repair.partialFile, bytes: repair.bytes }, 'repaired cut row');
   }
 
+  // The dashboard's charts start from the tails of the files, so they survive a restart.
+  const live = createLivePoints({ streams: config.streams, quietAfterSec: config.inactivityWarnSec, now: Date.now });
+  const restored = await restoreRecentPoints({ dataDir: config.dataDir, streams: config.streams, live, now: Date.now });
+  logger.info(restored, 'dashboard points restored');
+  const eventHub = createEventHub();
+
   const activity = createStreamActivity(config.streams, Date.now);
   const history = createHistory(config.historyMax);
   const queueLength = (): number => writer.length;
@@ -122,6 +131,8 @@ async function main(): Promise<void> {
     activity,
     idempotency,
     lifecycle,
+    live,
+    eventHub,
     version,
     startedAt,
     ...(forwarder === undefined ? {} : { readyChecks: () => ({ forward: forwardCheck(forwarder) }) }),
@@ -145,7 +156,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     monitor.close();
-    void shutdown({ signal, server, writer, forwarder, lifecycle, logger, flushLog, timeoutMs: config.shutdownTimeoutSec * 1000 });
+    void shutdown({ signal, server, writer, forwarder, eventHub, lifecycle, logger, flushLog, timeoutMs: config.shutdownTimeoutSec * 1000 });
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
@@ -156,6 +167,7 @@ interface ShutdownDeps {
   readonly server: Server;
   readonly writer: Writer;
   readonly forwarder: Forwarder | undefined;
+  readonly eventHub: EventHub;
   readonly lifecycle: Lifecycle;
   readonly logger: Logger;
   readonly flushLog: (deadlineMs: number) => Promise<void>;
@@ -167,9 +179,11 @@ interface ShutdownDeps {
  * requests in flight, write everything queued, exit 0; past the deadline log
  * the rows left and exit 1.
  */
-async function shutdown({ signal, server, writer, forwarder, lifecycle, logger, flushLog, timeoutMs }: ShutdownDeps): Promise<void> {
+async function shutdown({ signal, server, writer, forwarder, eventHub, lifecycle, logger, flushLog, timeoutMs }: ShutdownDeps): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   lifecycle.closing = true;
+  // Open dashboards' event streams never end by themselves: server.close() would wait for them.
+  eventHub.close();
   logger.info({ signal, rows: writer.length }, 'shutting down');
 
   // Flush now, ignoring COMMIT_INTERVAL_MS: durable requests in flight wait

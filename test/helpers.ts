@@ -13,6 +13,8 @@ import { pino, type Logger } from 'pino';
 import { afterEach, beforeEach } from 'vitest';
 import { Registry } from 'prom-client';
 import { createApp } from '../src/app.js';
+import { type EventHubOptions, createEventHub } from '../src/dashboard/event-hub.js';
+import { createLivePoints } from '../src/dashboard/live-points.js';
 import { type Config, loadConfig } from '../src/config.js';
 import { createHistory } from '../src/history.js';
 import { createIdempotencyStore } from '../src/idempotency.js';
@@ -189,10 +191,15 @@ export interface WorldOptions {
   now?: () => number;
   /** Node's process metrics in /metrics, as the server has them (off by default: they are slow to collect). */
   defaultMetrics?: boolean;
+  /** The dashboard's event hub settings (client cap, keep-alive period). */
+  eventHub?: EventHubOptions;
 }
 
 /** The app as main builds it, on an inline writer and a fresh registry, logging into memory. */
-export function buildWorld(dataDir: string, { env = {}, runner = createInlineRunner(), now = Date.now, defaultMetrics = false }: WorldOptions = {}) {
+export function buildWorld(
+  dataDir: string,
+  { env = {}, runner = createInlineRunner(), now = Date.now, defaultMetrics = false, eventHub: hubOptions }: WorldOptions = {},
+) {
   const config = testConfig(dataDir, env);
   const { logger, lines } = memoryLogger();
   const activity = createStreamActivity(config.streams, now);
@@ -203,8 +210,10 @@ export function buildWorld(dataDir: string, { env = {}, runner = createInlineRun
   writer = createWriter({ config, runner, logger, events: metrics.writerEvents });
   const lifecycle: Lifecycle = { closing: false };
   const idempotency = createIdempotencyStore({ windowSec: config.idempotencyWindowSec, maxKeys: config.idempotencyMaxKeys, now });
-  const app = createApp({ config, logger, writer, metrics, history, activity, idempotency, lifecycle, version: '9.9.9', now });
-  return { app, writer, metrics, history, activity, idempotency, lines, lifecycle, config, logger, queueLength };
+  const live = createLivePoints({ streams: config.streams, quietAfterSec: config.inactivityWarnSec, now });
+  const eventHub = createEventHub(hubOptions);
+  const app = createApp({ config, logger, writer, metrics, history, activity, idempotency, lifecycle, live, eventHub, version: '9.9.9', now });
+  return { app, writer, metrics, history, activity, idempotency, lines, lifecycle, config, logger, queueLength, live, eventHub };
 }
 
 /** A runner that holds every batch until released: the queue fills as a stalled disk would fill it. */
@@ -228,7 +237,10 @@ export function setUpWorlds(): { readonly dir: string; readonly writer: Writer; 
     dir = tempDir();
   });
   afterEach(async () => {
-    for (const { writer } of built.splice(0)) await writer.close();
+    for (const { writer, eventHub } of built.splice(0)) {
+      eventHub.close();
+      await writer.close();
+    }
     dir?.cleanup();
   });
   return {

@@ -9,6 +9,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import { answeredStatus } from '../answered-status.js';
 import { requireToken } from '../auth.js';
 import type { Config } from '../config.js';
+import type { RowsAccepted } from '../dashboard/live-feed.js';
 import { BadRequestError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../errors.js';
 import { BodyTooLargeError, readBody as readRequestBody } from '../formats/read-body.js';
 import { type History, PAYLOAD_MAX_CHARS, payloadText } from '../history.js';
@@ -34,6 +35,8 @@ export interface IngestDeps {
   readonly activity: StreamActivity;
   readonly idempotency: IdempotencyStore;
   readonly now: () => number;
+  /** Told of every accepted request's rows once they are queued (the dashboard's live feed). */
+  readonly onRowsAccepted: RowsAccepted;
 }
 
 /** How one ingest route names its stream, its metrics route, its tokens and its success answers. */
@@ -61,7 +64,7 @@ export interface IngestPipeline {
 }
 
 export function createIngestPipeline(deps: IngestDeps): IngestPipeline {
-  const { config, writer, lifecycle, metrics, history, activity, idempotency, now } = deps;
+  const { config, writer, lifecycle, metrics, history, activity, idempotency, now, onRowsAccepted } = deps;
   const streams = new Set(config.streams);
   // One fixed window per client IP over every ingest route.
   const rateLimit = createRateLimit(config.rateLimitPerMin);
@@ -163,6 +166,7 @@ export function createIngestPipeline(deps: IngestDeps): IngestPipeline {
     const durable = wantsDurableAck(req, config.ackMode);
     const stored = writer.enqueue(stream, readings, receivedAt);
     activity.record(stream, receivedAt);
+    onRowsAccepted(stream, readings, receivedAt);
     res.locals.rows = readings.length;
     (res.locals.claim as KeyClaim | undefined)?.accepted(readings.length, stored);
     if (durable) await waitForFsync(stored);

@@ -100,6 +100,7 @@ describe('deploy/install.sh under a temp ROOT', () => {
     expect(first.code, first.output).toBe(0);
     expect(existsSync(path('opt/sensor-ingest/dist/main.js'))).toBe(true);
     for (const file of ['package.json', 'package-lock.json', 'README.md']) expect(existsSync(path('opt/sensor-ingest', file)), file).toBe(true);
+    expect(existsSync(path('opt/sensor-ingest/src/dashboard/public/index.html'))).toBe(true);
 
     const pkg = JSON.parse(readFileSync(join(source, 'package.json'), 'utf8')) as {
       dependencies: Record<string, string>;
@@ -178,6 +179,10 @@ describe('deploy/install.sh under a temp ROOT', () => {
     }, 'the installed app to answer /healthz');
     const answer = await postJson(`http://127.0.0.1:${port}/data?ack=durable`, { id: 'installed' });
     expect(answer.status).toBe(201);
+    // The dashboard's uncompiled files and uPlot came along.
+    for (const asset of ['/', '/dashboard/dashboard.js', '/dashboard/uplot.js']) {
+      expect((await fetch(`http://127.0.0.1:${port}${asset}`)).status, asset).toBe(200);
+    }
     child.kill('SIGTERM');
     expect(await exited).toEqual([0, null]);
     expect(readCsv(join(dataDir, 'data.csv')).map((record) => record.slice(1))).toEqual([['id'], ['installed']]);
