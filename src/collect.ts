@@ -19,7 +19,7 @@ import { createMetrics } from './metrics.js';
 import { openCollectJournal } from './nats/collect-journal.js';
 import { createCollectMetrics } from './nats/collect-metrics.js';
 import { cutUnjournaledRows } from './nats/collect-repair.js';
-import { startCollector } from './nats/collector.js';
+import { startCollector, trackFileEnds } from './nats/collector.js';
 import { createStreamActivity } from './stream-activity.js';
 import { createThreadRunner } from './writer/runners.js';
 import { lockWaitingForHolder } from './writer/write-batch.js';
@@ -69,8 +69,7 @@ async function main(): Promise<void> {
   const queueLength = (): number => writer.length;
   const metrics = createMetrics({ registry, config: { ...config, streams: [] }, activity: createStreamActivity([], Date.now), queueLength });
   const collectMetrics = createCollectMetrics(registry);
-  let ends = new Map<string, number>();
-  let stateLost = false;
+  const ends = trackFileEnds();
   const writer = createWriter({
     config,
     runner: createThreadRunner(),
@@ -79,9 +78,7 @@ async function main(): Promise<void> {
       ...metrics.writerEvents,
       fileWritten(outcome) {
         metrics.writerEvents.fileWritten?.(outcome);
-        if (outcome.archived !== undefined) ends.set(outcome.archived.id, outcome.archived.end);
-        if (outcome.fileId !== undefined && outcome.end !== undefined) ends.set(outcome.fileId, outcome.end);
-        if (outcome.stateError !== undefined) stateLost = true;
+        ends.fileWritten(outcome);
       },
     },
   });
@@ -93,12 +90,8 @@ async function main(): Promise<void> {
     writer,
     journal,
     metrics: collectMetrics,
-    takeEnds: () => {
-      const taken = ends;
-      ends = new Map();
-      return taken;
-    },
-    stateLost: () => stateLost,
+    takeEnds: ends.take,
+    stateLost: ends.lost,
     fatal: (message) => {
       logger.fatal(message);
       void flushLog(LOG_FLUSH_DEADLINE_MS).then(() => process.exit(1));

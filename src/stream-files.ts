@@ -67,3 +67,19 @@ export function isCalendarDay(text: string): boolean {
   const date = new Date(`${text}T00:00:00.000Z`);
   return !Number.isNaN(date.getTime()) && date.toISOString().slice(0, 10) === text;
 }
+
+/**
+ * Which of `streams` a CSV file belongs to, whether it is an archive, and its
+ * UTC day under daily rotation; null for any other file.
+ */
+export function streamFileOf(fileName: string, streams: Iterable<string>): { stream: string; archive: boolean; day?: string } | null {
+  let dayFile: { stream: string; archive: boolean; day?: string } | null = null;
+  for (const stream of streams) {
+    const file = matchStreamFile(stream, fileName);
+    if (file === null) continue;
+    // A stream named like another's day file (`data-2026-11-23`) owns its own name.
+    if (file.day === null) return { stream, archive: file.archivedAt !== null };
+    dayFile ??= { stream, archive: file.archivedAt !== null, day: file.day };
+  }
+  return dayFile;
+}

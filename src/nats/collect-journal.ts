@@ -16,6 +16,7 @@
  */
 import * as nodeFs from 'node:fs';
 import { join } from 'node:path';
+import { fsyncDirectory } from '../writer/writer-fs.js';
 import type { RowOrigin } from './row-message.js';
 
 export interface WrittenRow {
@@ -105,7 +106,7 @@ export function openCollectJournal(dataDir: string, fs: typeof nodeFs = nodeFs):
       fs.closeSync(fd);
     }
     fs.renameSync(temporary, path);
-    fsyncFolder(fs, join(dataDir, '.sensor-ingest'));
+    fsyncDirectory(fs, join(dataDir, '.sensor-ingest'));
   }
 
   const fd = fs.openSync(path, 'a');
@@ -187,13 +188,4 @@ export function insertRange(list: Range[], start: number, end: number): void {
     last++;
   }
   list.splice(first, last - first, [newStart, newEnd]);
-}
-
-function fsyncFolder(fs: typeof nodeFs, dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
 }

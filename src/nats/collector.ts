@@ -17,10 +17,12 @@ import { AckPolicy, DeliverPolicy, type JsMsg, jetstream } from '@nats-io/jetstr
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import type { FileWritten } from '../writer/batch.js';
 import type { Writer } from '../writer/writer.js';
 import type { CollectJournal, WrittenRow } from './collect-journal.js';
 import type { CollectMetrics } from './collect-metrics.js';
 import { type NatsConfig, connectNats, ensureStream, managerOf, safeMessage } from './connection.js';
+import { createPause } from './pause.js';
 import { type RowMessage, type RowOrigin, messageId, rowBytes, validateRowMessage } from './row-message.js';
 
 export type CollectorConfig = NatsConfig & Pick<Config, 'dataDir' | 'collectConsumer' | 'writeQueueMaxSize'>;
@@ -37,6 +39,29 @@ export interface CollectorDeps {
   readonly stateLost: () => boolean;
   /** Stops the process: the only way out when the journal cannot be kept. */
   readonly fatal: (message: string) => void;
+}
+
+/**
+ * Follows the writer's reports for the journal: the length each central
+ * file (by id) has reached since the last `take()`, the archived one of an
+ * archive-and-widen included, and whether a file's state could not be kept.
+ */
+export function trackFileEnds(): { fileWritten(outcome: FileWritten): void; take(): Map<string, number>; lost(): boolean } {
+  let ends = new Map<string, number>();
+  let lost = false;
+  return {
+    fileWritten(outcome) {
+      if (outcome.archived !== undefined) ends.set(outcome.archived.id, outcome.archived.end);
+      if (outcome.fileId !== undefined && outcome.end !== undefined) ends.set(outcome.fileId, outcome.end);
+      if (outcome.stateError !== undefined) lost = true;
+    },
+    take() {
+      const taken = ends;
+      ends = new Map();
+      return taken;
+    },
+    lost: () => lost,
+  };
 }
 
 export interface Collector {
@@ -63,19 +88,8 @@ export function startCollector(deps: CollectorDeps): Collector {
   let connected = false;
   let closed = false;
   let invalidSeen = 0;
-  let stopWaiting: (() => void) | undefined;
   let stopConsuming: (() => void) | undefined;
-
-  const pause = (ms: number): Promise<void> =>
-    new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(timer);
-        stopWaiting = undefined;
-        resolve();
-      }
-      stopWaiting = done;
-    });
+  const idle = createPause();
 
   /** `DATA_DIR/<site>/`, made durable before its first file. The name was checked: `[a-z0-9_-]{1,64}`. */
   function siteDir(site: string): void {
@@ -199,7 +213,7 @@ export function startCollector(deps: CollectorDeps): Collector {
           break;
         } catch (error) {
           if (attempt % 10 === 0) log.warn({ err: safeMessage(error) }, 'cannot find or create the stream or consumer; retrying');
-          await pause(2000);
+          await idle.wait(2000);
         }
       }
       const js = jetstream(nc);
@@ -234,7 +248,7 @@ export function startCollector(deps: CollectorDeps): Collector {
         } catch (error) {
           if (closed) break;
           log.warn({ err: safeMessage(error) }, 'consuming failed; trying again');
-          await pause(1000);
+          await idle.wait(1000);
         }
       }
     } catch (error) {
@@ -248,7 +262,7 @@ export function startCollector(deps: CollectorDeps): Collector {
     },
     async close() {
       closed = true;
-      stopWaiting?.();
+      idle.wake();
       stopConsuming?.();
       await busy;
       await Promise.race([running, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);

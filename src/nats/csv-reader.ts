@@ -9,6 +9,7 @@
  */
 import type * as nodeFs from 'node:fs';
 import { parseRecord } from '../csv.js';
+import { scanRows } from '../writer/repair.js';
 
 type ReadFs = Pick<typeof nodeFs, 'readSync'>;
 
@@ -62,32 +63,7 @@ export function readRecords(fs: ReadFs, fd: number, from: number, limit: number,
   }
 }
 
-/**
- * Whole records in [from, limit), counted without keeping them, reading
- * about `maxBytes` (more if the first record is longer, so a count always
- * moves on while whole records are there).
- */
+/** Whole records in [from, limit), counted without keeping them (see scanRows). */
 export function countRecords(fs: ReadFs, fd: number, from: number, limit: number, maxBytes: number): { count: number; end: number } {
-  const QUOTE = 0x22;
-  const NEWLINE = 0x0a;
-  const to = limit;
-  const chunk = Buffer.allocUnsafe(Math.max(1, Math.min(1 << 20, to - from)));
-  let quoted = false;
-  let count = 0;
-  let end = from;
-  for (let position = from; position < to; ) {
-    const read = fs.readSync(fd, chunk, 0, Math.min(chunk.length, to - position), position);
-    if (read <= 0) break;
-    for (let i = 0; i < read; i++) {
-      const byte = chunk[i];
-      if (byte === QUOTE) quoted = !quoted;
-      else if (byte === NEWLINE && !quoted) {
-        count++;
-        end = position + i + 1;
-      }
-    }
-    position += read;
-    if (count > 0 && position - from >= maxBytes) break;
-  }
-  return { count, end };
+  return scanRows(fs, fd, from, limit, maxBytes);
 }

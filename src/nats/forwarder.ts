@@ -24,12 +24,13 @@ import type { Logger } from 'pino';
 import lockfile from 'proper-lockfile';
 import type { Config } from '../config.js';
 import { RECEIVED_AT } from '../csv.js';
-import { streamFileOf } from '../writer/file-names.js';
+import { streamFileOf } from '../stream-files.js';
 import { type FileState, STATE_DIR, csvNameOfState, readFileState, stateDirOf } from '../writer/file-state.js';
 import { type NatsConfig, connectNats, ensureStream, managerOf, safeMessage, subjectOf } from './connection.js';
 import { type CursorStore, createCursorStore } from './cursor-store.js';
 import { countRecords, readHeaderRecord, readRecords } from './csv-reader.js';
 import type { ForwardMetrics } from './forward-metrics.js';
+import { createPause } from './pause.js';
 import { encodeRowMessage, messageId } from './row-message.js';
 
 export type ForwarderConfig = NatsConfig & Pick<Config, 'dataDir' | 'streams' | 'siteId'>;
@@ -111,19 +112,9 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
   let release: (() => Promise<void>) | undefined;
   let nc: NatsConnection | undefined;
   let connected = false;
-  let wakeUp: (() => void) | undefined;
   let cursors: CursorStore | undefined;
-
-  const sleep = (ms: number): Promise<void> =>
-    new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(timer);
-        wakeUp = undefined;
-        resolve();
-      }
-      wakeUp = done;
-    });
+  const idle = createPause();
+  const sleep = (ms: number): Promise<void> => idle.wait(ms);
 
   function lag(): Map<string, number> {
     const byStream = new Map<string, number>();
@@ -169,7 +160,7 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
         connected = true;
         metrics.connected(true);
         log.info({ server: status.server }, 'reconnected to NATS');
-        wakeUp?.();
+        idle.wake();
       }
     }
   }
@@ -384,7 +375,7 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
       }
       if (closed) return;
       js = jetstream(nc);
-      wakeUp?.();
+      idle.wake();
     } catch (error) {
       if (!closed) log.error({ err: safeMessage(error) }, 'cannot connect to NATS; forwarding stopped');
     }
@@ -404,7 +395,7 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
   })();
 
   return {
-    notify: () => wakeUp?.(),
+    notify: () => idle.wake(),
     lag,
     get holdsLock() {
       return holdsLock && !lockLost;
@@ -415,7 +406,7 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
     async close() {
       closed = true;
       clearInterval(lagWatch);
-      wakeUp?.();
+      idle.wake();
       // Publishes in flight end with the connection; their rows go again next start, same ids.
       await nc?.close().catch(() => {});
       await running;

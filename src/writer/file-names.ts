@@ -37,21 +37,3 @@ export function isCurrentFileOf(stream: string, fileName: string, rotate: Rotati
   return fileName.startsWith(`${stream}-`) && /^\d{4}-\d{2}-\d{2}\.csv$/.test(fileName.slice(stream.length + 1));
 }
 
-/**
- * Which stream a CSV file belongs to (`data.csv`, `data-2026-11-23.csv`,
- * `data.20261123T101500Z.csv`, …), among `streams`; null for other files.
- * Whether it is an archive, and its UTC day under daily rotation.
- */
-export function streamFileOf(fileName: string, streams: ReadonlySet<string>): { stream: string; archive: boolean; day?: string } | null {
-  if (!fileName.endsWith('.csv')) return null;
-  const bare = fileName.slice(0, -4);
-  const archiveMatch = /\.\d{8}T\d{6}Z(?:-\d+)?$/.exec(bare);
-  const current = archiveMatch === null ? bare : bare.slice(0, archiveMatch.index);
-  const archive = archiveMatch !== null;
-  if (streams.has(current)) return { stream: current, archive };
-  const dayMatch = /-(\d{4}-\d{2}-\d{2})$/.exec(current);
-  if (dayMatch !== null && streams.has(current.slice(0, dayMatch.index))) {
-    return { stream: current.slice(0, dayMatch.index), archive, day: dayMatch[1] as string };
-  }
-  return null;
-}

@@ -19,7 +19,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import type { WriterFs } from './writer-fs.js';
+import { type WriterFs, fsyncDirectory } from './writer-fs.js';
 
 export const STATE_DIR = '.sensor-ingest';
 const FILES_DIR = 'files';
@@ -103,7 +103,7 @@ export function writeFileStateDurably(fs: WriterFs, csvPath: string, state: File
     fs.closeSync(fd);
   }
   fs.renameSync(temporary, path);
-  fsyncFolder(fs, dir);
+  fsyncDirectory(fs, dir);
 }
 
 /**
@@ -159,13 +159,4 @@ export function ensureFileState(fs: WriterFs, csvPath: string, size: number, now
 /** Before an archive rename of `csvPath` to `archiveName`: marks the move, durably. */
 export function markArchiving(fs: WriterFs, csvPath: string, state: FileState, archiveName: string): void {
   writeFileStateDurably(fs, csvPath, { ...state, archivedAs: archiveName });
-}
-
-function fsyncFolder(fs: WriterFs, dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
 }

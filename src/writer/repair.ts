@@ -11,7 +11,7 @@
 import { dirname, join } from 'node:path';
 import { type Rotation, isCurrentFileOf, partialFileName } from './file-names.js';
 import { ensureFileState, recordSynced } from './file-state.js';
-import type { WriterFs } from './writer-fs.js';
+import { type WriterFs, fsyncDirectory } from './writer-fs.js';
 
 export interface StartupRepairOptions {
   readonly dataDir: string;
@@ -119,12 +119,7 @@ export function repairCutRow(fs: WriterFs, dataDir: string, fileName: string, no
     }
     fs.ftruncateSync(fd, end);
     fs.fsyncSync(fd);
-    const dirFd = fs.openSync(dirname(path), 'r');
-    try {
-      fs.fsyncSync(dirFd);
-    } finally {
-      fs.closeSync(dirFd);
-    }
+    fsyncDirectory(fs, dirname(path));
     return { fileName, partialFile, bytes: stump.length };
   } finally {
     fs.closeSync(fd);
@@ -136,20 +131,34 @@ export function repairCutRow(fs: WriterFs, dataDir: string, fileName: string, no
  * must be a row boundary (0, or where a row is known to end); `from` if none.
  */
 export function endOfLastRow(fs: WriterFs, fd: number, size: number, from = 0): number {
-  const chunk = Buffer.alloc(Math.min(CHUNK_BYTES, Math.max(size - from, 1)));
+  return scanRows(fs, fd, from, size).end;
+}
+
+/**
+ * Counts the whole rows in [from, limit) and finds where the last one ends,
+ * reading about `maxBytes` at most (more if the first row is longer, so a
+ * scan always moves on while whole rows are there). `from` is a row boundary.
+ */
+export function scanRows(fs: Pick<WriterFs, 'readSync'>, fd: number, from: number, limit: number, maxBytes = Number.POSITIVE_INFINITY): { count: number; end: number } {
+  const chunk = Buffer.alloc(Math.min(CHUNK_BYTES, Math.max(limit - from, 1)));
   let quoted = false;
+  let count = 0;
   let end = from;
-  for (let position = from; position < size; ) {
-    const read = fs.readSync(fd, chunk, 0, Math.min(chunk.length, size - position), position);
+  for (let position = from; position < limit; ) {
+    const read = fs.readSync(fd, chunk, 0, Math.min(chunk.length, limit - position), position);
     if (read <= 0) break;
     for (let i = 0; i < read; i++) {
       const byte = chunk[i];
       if (byte === QUOTE) quoted = !quoted;
-      else if (byte === NEWLINE && !quoted) end = position + i + 1;
+      else if (byte === NEWLINE && !quoted) {
+        count++;
+        end = position + i + 1;
+      }
     }
     position += read;
+    if (count > 0 && position - from >= maxBytes) break;
   }
-  return end;
+  return { count, end };
 }
 
 function freePartialName(fs: WriterFs, dataDir: string, fileName: string, now: number): string {

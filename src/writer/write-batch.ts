@@ -23,7 +23,7 @@ import { cachedHeader, forgetRowEnd, knownRowEnd, rememberHeader, rememberRowEnd
 import { type FileState, ensureFileState, markArchiving, newFileId, recordSynced, writeFileStateDurably } from './file-state.js';
 import { type RepairResult, endOfLastRow, repairCutRow } from './repair.js';
 import { type Journal, type ResumePoint, beginTask, noteWrite } from './write-journal.js';
-import type { WriterFs } from './writer-fs.js';
+import { type WriterFs, fsyncDirectory } from './writer-fs.js';
 
 /** Takes a file's lock and resolves to its release. */
 export type LockFile = (path: string) => Promise<() => Promise<void>>;
@@ -377,15 +377,6 @@ function freeArchiveName(fs: WriterFs, dataDir: string, fileName: string, now: n
   }
 }
 
-/** A new directory entry is durable only once the directory itself is fsynced. */
-function fsyncDirectory(fs: WriterFs, dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 function resumeOf(error: unknown): ResumePoint | undefined {
   return (error as { resume?: ResumePoint } | null)?.resume;

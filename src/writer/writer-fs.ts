@@ -20,3 +20,13 @@ export type WriterFs = Pick<
   | 'unlinkSync'
   | 'mkdirSync'
 >;
+
+/** A new or renamed directory entry is durable only once the directory itself is fsynced. */
+export function fsyncDirectory(fs: Pick<WriterFs, 'openSync' | 'fsyncSync' | 'closeSync'>, dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}

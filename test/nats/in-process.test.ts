@@ -14,7 +14,7 @@ import { createCollectorApp } from '../../src/collector-app.js';
 import { createMetrics } from '../../src/metrics.js';
 import { openCollectJournal } from '../../src/nats/collect-journal.js';
 import { createCollectMetrics } from '../../src/nats/collect-metrics.js';
-import { startCollector } from '../../src/nats/collector.js';
+import { startCollector, trackFileEnds } from '../../src/nats/collector.js';
 import { createForwardMetrics } from '../../src/nats/forward-metrics.js';
 import { startForwarder } from '../../src/nats/forwarder.js';
 import { createStreamActivity } from '../../src/stream-activity.js';
@@ -117,17 +117,8 @@ describe('the collector, in process', () => {
     const registry = new Registry();
     let writer: Writer | undefined;
     const metrics = createMetrics({ registry, config: { ...config, streams: [] }, activity: createStreamActivity([], Date.now), queueLength: () => writer?.length ?? 0 });
-    let ends = new Map<string, number>();
-    writer = createWriter({
-      config,
-      runner: createInlineRunner(),
-      logger,
-      events: {
-        fileWritten(outcome) {
-          if (outcome.fileId !== undefined && outcome.end !== undefined) ends.set(outcome.fileId, outcome.end);
-        },
-      },
-    });
+    const ends = trackFileEnds();
+    writer = createWriter({ config, runner: createInlineRunner(), logger, events: ends });
     const journal = openCollectJournal(dataDir);
     const collector = startCollector({
       config,
@@ -135,12 +126,8 @@ describe('the collector, in process', () => {
       writer,
       journal,
       metrics: createCollectMetrics(registry),
-      takeEnds: () => {
-        const taken = ends;
-        ends = new Map();
-        return taken;
-      },
-      stateLost: () => false,
+      takeEnds: ends.take,
+      stateLost: ends.lost,
       fatal: (message) => {
         throw new Error(message);
       },
