@@ -95,21 +95,25 @@ export function openCollectJournal(dataDir: string, fs: typeof nodeFs = nodeFs):
     return `${JSON.stringify({ ends: Object.fromEntries(ends), rows })}\n`;
   };
 
-  if (lines > COMPACT_AFTER_LINES || complete.length !== text.length) {
-    // One line instead of many (and without a cut last line): written beside, fsynced, renamed over.
+  /** Rewrites the journal as one line: written beside, fsynced, renamed over. */
+  function compact(): void {
     const temporary = `${path}.tmp`;
-    const fd = fs.openSync(temporary, 'w');
+    const tmpFd = fs.openSync(temporary, 'w');
     try {
-      fs.writeSync(fd, snapshot());
-      fs.fsyncSync(fd);
+      fs.writeSync(tmpFd, snapshot());
+      fs.fsyncSync(tmpFd);
     } finally {
-      fs.closeSync(fd);
+      fs.closeSync(tmpFd);
     }
     fs.renameSync(temporary, path);
     fsyncDirectory(fs, join(dataDir, '.sensor-ingest'));
+    lines = 1;
   }
 
-  const fd = fs.openSync(path, 'a');
+  // A long journal, or one ending in a cut line, starts afresh as one line.
+  if (lines > COMPACT_AFTER_LINES || complete.length !== text.length) compact();
+  let fd = fs.openSync(path, 'a');
+
   return {
     has(origin) {
       const list = ranges.get(keyOf(origin.site, origin.fileId));
@@ -124,6 +128,12 @@ export function openCollectJournal(dataDir: string, fs: typeof nodeFs = nodeFs):
       fs.writeSync(fd, `${JSON.stringify(line)}\n`);
       fs.fsyncSync(fd);
       apply(line);
+      // A line a batch: a collector that runs for months compacts as it goes, not only at start-up.
+      if (++lines > COMPACT_AFTER_LINES) {
+        fs.closeSync(fd);
+        compact();
+        fd = fs.openSync(path, 'a');
+      }
     },
     size() {
       let count = 0;

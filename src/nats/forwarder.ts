@@ -174,6 +174,9 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
       return [];
     }
     const files: Array<{ name: string; stream: string; created: number }> = [];
+    const present = new Set(entries.map(csvNameOfState));
+    // A file removed by hand (an old archive, say) is no longer waited for, nor counted in the lag.
+    for (const name of byName.keys()) if (!present.has(name)) byName.delete(name);
     for (const entry of entries) {
       const name = csvNameOfState(entry);
       if (name === null || byName.get(name)?.settled === true) continue;
@@ -212,7 +215,10 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
    */
   async function forwardFile(js: JetStreamClient | undefined, name: string, stream: string): Promise<number> {
     const opened = openStable(name);
-    if (opened === null) return 0;
+    if (opened === null) {
+      if (!nodeFs.existsSync(join(config.dataDir, name))) byName.delete(name);
+      return 0;
+    }
     const { fd, state } = opened;
     try {
       const size = nodeFs.fstatSync(fd).size;

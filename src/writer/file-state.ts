@@ -156,6 +156,15 @@ export function ensureFileState(fs: WriterFs, csvPath: string, size: number, now
   return state;
 }
 
+/** Removes the file's state (best effort): the next write under the lock gives the file a new id. */
+export function dropFileState(fs: WriterFs, csvPath: string): void {
+  try {
+    fs.unlinkSync(statePathOf(csvPath));
+  } catch {
+    // None there, or the folder is unusable: ensureFileState reports that on the next write.
+  }
+}
+
 /** Before an archive rename of `csvPath` to `archiveName`: marks the move, durably. */
 export function markArchiving(fs: WriterFs, csvPath: string, state: FileState, archiveName: string): void {
   writeFileStateDurably(fs, csvPath, { ...state, archivedAs: archiveName });

@@ -20,7 +20,7 @@ import { RECEIVED_AT, encodeLine, encodeRows, headerColumns, parseRecord } from 
 import type { BatchResult, BatchTask, FileBatch, FileOutcome, Row } from './batch.js';
 import { archiveFileName } from './file-names.js';
 import { cachedHeader, forgetRowEnd, knownRowEnd, rememberHeader, rememberRowEnd } from './file-memory.js';
-import { type FileState, ensureFileState, markArchiving, newFileId, recordSynced, writeFileStateDurably } from './file-state.js';
+import { type FileState, dropFileState, ensureFileState, markArchiving, newFileId, recordSynced, writeFileStateDurably } from './file-state.js';
 import { type RepairResult, endOfLastRow, repairCutRow } from './repair.js';
 import { type Journal, type ResumePoint, beginTask, noteWrite } from './write-journal.js';
 import { type WriterFs, fsyncDirectory } from './writer-fs.js';
@@ -145,6 +145,8 @@ function appendUnderLock(dataDir: string, batch: FileBatch, index: number, path:
         // The old file becomes an archive that vouches for all of it, a dead attempt's rows included.
         fs.fsyncSync(file.fd);
         const archived = tracked.state === undefined ? undefined : { state: tracked.state, size: file.size };
+        // Without a state to move, an old one must not stay behind to name the new file.
+        if (archived === undefined) dropFileState(fs, path);
         closeFile(fs, file);
         const old = (onDisk ?? []).filter((column) => column !== RECEIVED_AT);
         const header = [RECEIVED_AT, ...old, ...wanted.filter((column) => !old.includes(column))];

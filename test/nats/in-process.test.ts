@@ -4,6 +4,7 @@
  * the lag WARN and the caught-up INFO, the collector's journal skipping a
  * whole replay, and the collector's HTTP endpoints.
  */
+import { readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
@@ -78,6 +79,24 @@ describe('the forwarder, in process', () => {
     // Credentials never reach the log, even in the connect lines.
     expect(JSON.stringify(lines)).not.toContain('s3cret-pw');
   }, 60_000);
+
+  it('stops counting a file removed by hand (an old archive) in the lag', async () => {
+    const dataDir = dir();
+    const config = testConfig(dataDir, { NATS_URL: `nats://127.0.0.1:${await freePort()}`, SITE_ID: 'pi', STREAMS: 'data' });
+    const { logger } = memoryLogger();
+    const forwarder = startForwarder({ config, logger, metrics: createForwardMetrics(new Registry(), config.streams), timing: { pollMs: 50 } });
+    cleanups.push(() => forwarder.close());
+    const writer = createWriter({ config, runner: createInlineRunner(), logger, events: { fileWritten: () => forwarder.notify() } });
+    cleanups.push(() => writer.close());
+    for (let i = 0; i < 4; i++) await writer.enqueue('data', [reading(i)], Date.now());
+    // A new key archives data.csv: 4 rows in the archive, 1 in the new file.
+    await writer.enqueue('data', [{ columns: ['id', 'extra'], cells: ['r4', 'x'] }], Date.now());
+    await waitFor(() => forwarder.lag().get('data') === 5, 'the lag to count both files');
+    const archive = readdirSync(dataDir).find((name) => /^data\.\d{8}T\d{6}Z\.csv$/.test(name)) as string;
+    unlinkSync(join(dataDir, archive));
+    unlinkSync(join(dataDir, '.sensor-ingest', 'files', `${archive}.state`));
+    await waitFor(() => forwarder.lag().get('data') === 1, 'the lag without the removed archive');
+  });
 
   it('with daily rotation, sends each day file in turn, oldest first', async (context) => {
     requireNatsServer(context);

@@ -92,10 +92,12 @@ describe('openCollectJournal', () => {
     expect(journal.has(origin(offset - 1))).toBe(true);
     expect(journal.has(origin(offset))).toBe(false);
     expect(journal.has(origin(63))).toBe(false);
-    // Reopened (compacted: more than 2000 lines), it is still one range.
+    // It compacted itself along the way; reopened, it is still one range.
+    expect(lines().length).toBeLessThanOrEqual(2001);
     const again = reopen(journal, noSync);
     expect(again.size()).toEqual({ files: 1, ranges: 1 });
-    expect(lines()).toEqual([JSON.stringify({ ends: { [CENTRAL]: 10_999 }, rows: [['site-a', FILE_A, 64, offset]] })]);
+    expect(again.endOf(CENTRAL)).toBe(10_999);
+    expect(again.has(origin(offset - 1))).toBe(true);
   });
 
   it('does not cover a gap between rows', () => {
@@ -155,7 +157,7 @@ describe('openCollectJournal', () => {
     expect(nodeFs.existsSync(`${journalPathOf(dir.path)}.tmp`)).toBe(false);
   });
 
-  it('compacts more than 2000 lines into one on reopen, keeping every range and every end', () => {
+  it('compacts itself into one line past 2000 lines, keeping every range and every end, also across a reopen', () => {
     const journal = open(noSync);
     const files = ['1111111111111111', '2222222222222222', '3333333333333333'];
     const expected: Array<[string, number, number]> = [];
@@ -165,7 +167,8 @@ describe('openCollectJournal', () => {
       expected.push([fileId, start, start + 10 + (i % 5)]);
       journal.append(new Map([[`e${String(i % 50).padStart(15, '0')}`, i]]), [rowAt(start, start + 10 + (i % 5), fileId, `site-${i % 2}`)]);
     }
-    expect(lines()).toHaveLength(2001);
+    // Compacted as it went: a collector that runs for months does not grow its journal for ever.
+    expect(lines()).toHaveLength(1);
     const before = journal.size();
     const again = reopen(journal, noSync);
     expect(lines()).toHaveLength(1);
