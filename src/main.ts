@@ -22,8 +22,7 @@ import { createMetrics } from './metrics.js';
 import { createMonitor } from './monitor.js';
 import { createStreamActivity } from './stream-activity.js';
 import { type Config, ConfigError, loadConfig, redactConfig } from './config.js';
-import { createForwardMetrics } from './nats/forward-metrics.js';
-import { type Forwarder, startForwarder } from './nats/forwarder.js';
+import type { Forwarder } from './nats/forwarder.js';
 import { repairCurrentFiles } from './writer/repair.js';
 import { createThreadRunner } from './writer/runners.js';
 import { lockWaitingForHolder } from './writer/write-batch.js';
@@ -109,8 +108,8 @@ async function main(): Promise<void> {
   const registry = new Registry();
   const metrics = createMetrics({ registry, config, activity, queueLength });
   // SPEC section 10: with NATS_URL set, committed rows also go to JetStream, read back from the files.
-  const forwarder =
-    config.natsUrl === undefined ? undefined : startForwarder({ config, logger, metrics: createForwardMetrics(registry, config.streams) });
+  // The NATS client is loaded only then: without it, a Pi that does not forward saves its memory and start-up time.
+  const forwarder = config.natsUrl === undefined ? undefined : await startForwarding(config, logger, registry);
   const writerEvents = {
     ...metrics.writerEvents,
     fileWritten: (outcome: Parameters<NonNullable<typeof metrics.writerEvents.fileWritten>>[0]) => {
@@ -210,6 +209,11 @@ async function shutdown({ signal, server, writer, forwarder, eventHub, lifecycle
   logger.info({ signal }, 'stopped');
   await flushLog(LOG_FLUSH_DEADLINE_MS);
   process.exit(0);
+}
+
+async function startForwarding(config: Config, logger: Logger, registry: Registry): Promise<Forwarder> {
+  const [{ startForwarder }, { createForwardMetrics }] = await Promise.all([import('./nats/forwarder.js'), import('./nats/forward-metrics.js')]);
+  return startForwarder({ config, logger, metrics: createForwardMetrics(registry, config.streams) });
 }
 
 /** Forwarding never makes the server unready (ingest does not depend on it); the check shows how it goes. */
