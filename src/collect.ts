@@ -7,20 +7,24 @@
  * journal does not cover → writer → consumer → listen; SIGTERM/SIGINT: finish
  * the batch in hand (written, journaled, acked), drain, exit 0.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import * as nodeFs from 'node:fs';
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
+import lockfile from 'proper-lockfile';
 import { Registry } from 'prom-client';
 import { createCollectorApp } from './collector-app.js';
 import { type Config, ConfigError, loadConfig, redactConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
-import { openCollectJournal } from './nats/collect-journal.js';
+import { journalPathOf, openCollectJournal } from './nats/collect-journal.js';
 import { createCollectMetrics } from './nats/collect-metrics.js';
 import { cutUnjournaledRows } from './nats/collect-repair.js';
 import { startCollector, trackFileEnds } from './nats/collector.js';
 import { createStreamActivity } from './stream-activity.js';
+import { NAME } from './nats/row-message.js';
+import { STATE_DIR, stateDirOf } from './writer/file-state.js';
 import { createThreadRunner } from './writer/runners.js';
 import { lockWaitingForHolder } from './writer/write-batch.js';
 import { createWriter } from './writer/writer.js';
@@ -61,6 +65,24 @@ async function main(): Promise<void> {
   }
   const { logger, flush: flushLog } = await createLogger(config);
 
+  // One collector a DATA_DIR: a second one's start-up cut would remove rows the first has not journaled yet.
+  mkdirSync(join(config.dataDir, STATE_DIR), { recursive: true });
+  try {
+    // A killed collector's lock goes stale after 5 s: a restart by systemd waits that out.
+    await lockfile.lock(join(config.dataDir, STATE_DIR, 'collector'), {
+      realpath: false,
+      stale: 5_000,
+      update: 1_000,
+      retries: { retries: 12, factor: 1, minTimeout: 1_000, maxTimeout: 1_000 },
+      onCompromised: () => {},
+    });
+  } catch (error) {
+    fail(`another collector runs on DATA_DIR '${config.dataDir}' (${(error as { code?: string }).code ?? (error as Error).message})`);
+  }
+  // Without its journal, start-up would cut every central file back to its header: refuse instead.
+  if (!existsSync(journalPathOf(config.dataDir)) && hasCentralFiles(config.dataDir)) {
+    fail(`DATA_DIR '${config.dataDir}' holds central files but no ${journalPathOf(config.dataDir)}; restore it, or move the files away`);
+  }
   const journal = openCollectJournal(config.dataDir);
   const cuts = await cutUnjournaledRows({ dataDir: config.dataDir, journal, fs: nodeFs, lock: lockWaitingForHolder, now: Date.now });
   for (const cut of cuts) logger.warn({ file: cut.file, bytes: cut.bytes }, 'cut rows written but not journaled; they come again');
@@ -120,7 +142,7 @@ async function main(): Promise<void> {
     stopping = true;
     void (async () => {
       logger.info({ signal }, 'collector stopping');
-      await collector.close();
+      await collector.close(config.shutdownTimeoutSec * 1000);
       const unwritten = await writer.drain(config.shutdownTimeoutSec * 1000);
       await writer.close();
       journal.close();
@@ -133,6 +155,18 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+}
+
+/** Whether any site folder holds CSV files the writer keeps a state for. */
+function hasCentralFiles(dataDir: string): boolean {
+  return readdirSync(dataDir, { withFileTypes: true }).some((entry) => {
+    if (!entry.isDirectory() || !NAME.test(entry.name)) return false;
+    try {
+      return readdirSync(stateDirOf(join(dataDir, entry.name))).length > 0;
+    } catch {
+      return false;
+    }
+  });
 }
 
 main().catch((error: unknown) => {

@@ -226,7 +226,7 @@ function handle(spec: ProcessSpec, binary: string): NatsServer & { start(timeout
  * store dir (or the one given; it is then never removed here). Resolves once
  * it accepts clients.
  */
-export async function startNats(options: { storeDir?: string; port?: number } = {}): Promise<NatsServer> {
+export async function startNats(options: { storeDir?: string; port?: number; extraArgs?: string[] } = {}): Promise<NatsServer> {
   const binary = natsServerPath();
   if (binary === undefined) throw new Error(SKIP_REASON);
   const dir = tempDir('nats-');
@@ -245,7 +245,7 @@ export async function startNats(options: { storeDir?: string; port?: number } = 
         monitorPort,
         storeDir,
         logFile: join(dir.path, 'nats-server.log'),
-        args: ['-js', '-a', '127.0.0.1', '-p', String(port), '-m', String(monitorPort), '-sd', storeDir, '-n', name],
+        args: ['-js', '-a', '127.0.0.1', '-p', String(port), '-m', String(monitorPort), '-sd', storeDir, '-n', name, ...(options.extraArgs ?? [])],
       },
       binary,
     );

@@ -21,9 +21,9 @@ import type { FileWritten } from '../writer/batch.js';
 import type { Writer } from '../writer/writer.js';
 import type { CollectJournal, WrittenRow } from './collect-journal.js';
 import type { CollectMetrics } from './collect-metrics.js';
-import { type NatsConfig, connectNats, ensureStream, managerOf, safeMessage } from './connection.js';
+import { type NatsConfig, connectUntilDone, ensureStream, managerOf, safeMessage } from './connection.js';
 import { createPause } from './pause.js';
-import { type RowMessage, type RowOrigin, messageId, rowBytes, validateRowMessage } from './row-message.js';
+import { type RowMessage, type RowOrigin, cellColumns, messageId, rowBytes, validateRowMessage } from './row-message.js';
 
 export type CollectorConfig = NatsConfig & Pick<Config, 'dataDir' | 'collectConsumer' | 'writeQueueMaxSize'>;
 
@@ -66,7 +66,8 @@ export function trackFileEnds(): { fileWritten(outcome: FileWritten): void; take
 
 export interface Collector {
   readonly connected: boolean;
-  close(): Promise<void>;
+  /** Stops consuming and finishes the batch in hand, waiting for it at most `deadlineMs`. */
+  close(deadlineMs?: number): Promise<void>;
 }
 
 /** SPEC section 10: a killed collector's unacked messages come again after this. */
@@ -140,7 +141,8 @@ export function startCollector(deps: CollectorDeps): Collector {
       const { site, stream, cells, received_at: receivedAt } = row.message;
       try {
         siteDir(site);
-        waits.push(writer.enqueue(`${site}/${stream}`, [{ columns: Object.keys(cells), cells: Object.values(cells) }], Date.parse(receivedAt)));
+        const columns = cellColumns(row.msg.data, cells);
+        waits.push(writer.enqueue(`${site}/${stream}`, [{ columns, cells: columns.map((column) => cells[column] as string) }], Date.parse(receivedAt)));
         written.push(row);
       } catch (error) {
         // The queue is full (a stalled disk): not acked, so JetStream hands it out again.
@@ -154,7 +156,13 @@ export function startCollector(deps: CollectorDeps): Collector {
       return;
     }
     const rows: WrittenRow[] = written.map(({ origin, message }) => ({ origin, end: origin.offset + rowBytes(message) }));
-    journal.append(deps.takeEnds(), rows);
+    try {
+      journal.append(deps.takeEnds(), rows);
+    } catch (error) {
+      // Written but not journaled: never acked, and cut off at the next start, so they come again once.
+      deps.fatal(`cannot append to the collect journal (${safeMessage(error)}); restarting so start-up repair can set it right`);
+      return;
+    }
     for (const { msg } of written) msg.ack();
     for (const msg of toAck) msg.ack();
     const counts = new Map<string, number>();
@@ -178,7 +186,7 @@ export function startCollector(deps: CollectorDeps): Collector {
         ack_wait: ACK_WAIT_MS * 1_000_000,
         deliver_policy: DeliverPolicy.All,
         filter_subject: `${config.natsSubjectPrefix}.>`,
-        max_ack_pending: 20_000,
+        max_ack_pending: 4 * BATCH_MAX,
       });
       log.info({ consumer: config.collectConsumer, stream: config.natsStream }, 'JetStream consumer created');
     }
@@ -189,7 +197,10 @@ export function startCollector(deps: CollectorDeps): Collector {
   const running = (async () => {
     try {
       log.info({ servers: config.natsUrl?.length, stream: config.natsStream, consumer: config.collectConsumer }, 'connecting to NATS');
-      nc = await connectNats(config, 'sensor-ingest collector');
+      nc = await connectUntilDone(config, 'sensor-ingest collector', () => !closed, (error, attempt) => {
+        if (attempt % 10 === 0) log.error({ err: safeMessage(error), attempt }, 'cannot connect to NATS; trying again');
+      });
+      if (nc === undefined) return;
       if (closed) {
         await nc.close();
         return;
@@ -227,10 +238,14 @@ export function startCollector(deps: CollectorDeps): Collector {
           stopConsuming = () => void messages.stop();
           const waiting: JsMsg[] = [];
           let arrived: (() => void) | undefined;
+          let roomMade: (() => void) | undefined;
           const reading = (async () => {
             for await (const msg of messages) {
               waiting.push(msg);
               arrived?.();
+              // While the writer is slow (a full disk), stop taking messages: memory stays bounded,
+              // and what JetStream hands out again after the ack wait is not piled up here.
+              while (waiting.length >= 2 * batchMax && !closed) await new Promise<void>((resolve) => (roomMade = resolve));
             }
           })();
           while (!closed) {
@@ -241,9 +256,11 @@ export function startCollector(deps: CollectorDeps): Collector {
             }
             // Once taken, a batch is written, journaled and acked even if a stop comes meanwhile.
             busy = handle(waiting.splice(0, batchMax));
+            roomMade?.();
             await busy;
           }
           messages.stop();
+          roomMade?.();
           await reading;
         } catch (error) {
           if (closed) break;
@@ -260,11 +277,13 @@ export function startCollector(deps: CollectorDeps): Collector {
     get connected() {
       return connected;
     },
-    async close() {
+    async close(deadlineMs = 30_000) {
       closed = true;
       idle.wake();
       stopConsuming?.();
-      await busy;
+      // A batch in hand is finished (written, journaled, acked) unless the writer cannot write.
+      const finished = await Promise.race([busy.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), deadlineMs).unref())]);
+      if (!finished) log.error('the batch in hand could not be written before the shutdown deadline; it comes again');
       await Promise.race([running, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
       await nc?.close().catch(() => {});
     },

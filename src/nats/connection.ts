@@ -19,16 +19,51 @@ export const DUPLICATE_WINDOW_MS = 10 * 60 * 1000;
  */
 export function connectNats(config: NatsConfig, name: string): Promise<NatsConnection> {
   const creds = config.natsCreds;
+  const { servers, user, pass } = splitCredentials(config.natsUrl ?? []);
   return connect({
-    servers: [...(config.natsUrl ?? [])],
+    servers,
     name,
     waitOnFirstConnect: true,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 1000,
+    // A creds file being rotated, or a user being set up, must not end the connection for good.
+    ignoreAuthErrorAbort: true,
     // An Error (with its stack) per request only to improve traces costs ingest CPU on a Pi.
     noAsyncTraces: true,
+    ...(user === undefined ? {} : { user, pass: pass ?? '' }),
     ...(creds === undefined ? {} : { authenticator: credsAuthenticator(() => readFileSync(creds)) }),
   });
+}
+
+/**
+ * `nats://user:pass@host:port` as the client wants it: the servers without
+ * the credentials (it would not send them), and the user and password apart.
+ */
+export function splitCredentials(urls: readonly string[]): { servers: string[]; user?: string; pass?: string } {
+  let user: string | undefined;
+  let pass: string | undefined;
+  const servers = urls.map((url) => {
+    const parsed = new URL(url);
+    if (parsed.username !== '') {
+      user = decodeURIComponent(parsed.username);
+      pass = decodeURIComponent(parsed.password);
+    }
+    return `${parsed.protocol}//${parsed.host}`;
+  });
+  return { servers, ...(user === undefined ? {} : { user, pass }) };
+}
+
+/** Connects, trying again every few seconds for as long as `stillWanted()` (a bad password, a TLS error). */
+export async function connectUntilDone(config: NatsConfig, name: string, stillWanted: () => boolean, onError: (error: unknown, attempt: number) => void): Promise<NatsConnection | undefined> {
+  for (let attempt = 0; stillWanted(); attempt++) {
+    try {
+      return await connectNats(config, name);
+    } catch (error) {
+      onError(error, attempt);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(30_000, 1000 * 2 ** Math.min(attempt, 5))));
+    }
+  }
+  return undefined;
 }
 
 /** `<prefix>.<site>.<stream>` */

@@ -22,13 +22,15 @@ export interface CursorStore {
   /** Writes every offset recorded so far, durably. */
   flush(): Promise<void>;
   close(): Promise<void>;
+  /** Stops without writing what is pending (the lock was lost: another process owns the cursors now). */
+  abandon(): void;
 }
 
 export function cursorDirOf(dataDir: string): string {
   return join(dataDir, STATE_DIR, 'cursors');
 }
 
-export function createCursorStore(dataDir: string, fs: typeof nodeFs = nodeFs): CursorStore {
+export function createCursorStore(dataDir: string, fs: typeof nodeFs = nodeFs, onError: (error: unknown) => void = () => {}): CursorStore {
   const dir = cursorDirOf(dataDir);
   fs.mkdirSync(dir, { recursive: true });
   const pathOf = (fileId: string): string => join(dir, fileId);
@@ -72,10 +74,24 @@ export function createCursorStore(dataDir: string, fs: typeof nodeFs = nodeFs): 
   }
 
   function flush(): Promise<void> {
-    flushing = flushing.then(async () => {
+    // Each flush runs after the one before, whether that one failed or not.
+    flushing = flushing.catch(() => {}).then(async () => {
       const batch = [...pending];
       pending.clear();
-      for (const [fileId, offset] of batch) await writeOne(fileId, offset);
+      let failure: unknown;
+      for (const [fileId, offset] of batch) {
+        try {
+          await writeOne(fileId, offset);
+        } catch (error) {
+          // Tried again with the next flush, unless a newer offset has come meanwhile.
+          if (!pending.has(fileId)) pending.set(fileId, offset);
+          failure ??= error;
+        }
+      }
+      if (failure !== undefined) {
+        onError(failure);
+        throw failure;
+      }
     });
     return flushing;
   }
@@ -104,6 +120,10 @@ export function createCursorStore(dataDir: string, fs: typeof nodeFs = nodeFs): 
     async close() {
       clearInterval(timer);
       await flush();
+    },
+    abandon() {
+      clearInterval(timer);
+      pending.clear();
     },
   };
 }

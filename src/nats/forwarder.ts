@@ -26,7 +26,7 @@ import type { Config } from '../config.js';
 import { RECEIVED_AT } from '../csv.js';
 import { streamFileOf } from '../stream-files.js';
 import { type FileState, STATE_DIR, csvNameOfState, readFileState, stateDirOf } from '../writer/file-state.js';
-import { type NatsConfig, connectNats, ensureStream, managerOf, safeMessage, subjectOf } from './connection.js';
+import { type NatsConfig, connectUntilDone, ensureStream, managerOf, safeMessage, subjectOf } from './connection.js';
 import { type CursorStore, createCursorStore } from './cursor-store.js';
 import { countRecords, readHeaderRecord, readRecords } from './csv-reader.js';
 import type { ForwardMetrics } from './forward-metrics.js';
@@ -228,10 +228,13 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
       if (file === undefined || file.id !== state.id) {
         const header = readHeaderRecord(nodeFs, fd, synced);
         if (header === null) return 0;
-        if (header.fields[0] !== RECEIVED_AT) log.warn({ file: name }, 'file does not start with received_at; sent as it is');
         const replaced = file !== undefined;
         const cursor = Math.max(cursors?.read(state.id) ?? 0, header.end);
-        file = { id: state.id, name, stream, created: state.created, cursor, counted: cursor, lag: 0, settled: false, columns: header.fields.slice(1) };
+        // A file that does not start with received_at (Flask10X's, say) holds no rows in our form.
+        const foreign = header.fields[0] !== RECEIVED_AT;
+        if (foreign) log.warn({ file: name }, 'file does not start with received_at; not forwarded');
+        file = { id: state.id, name, stream, created: state.created, cursor, counted: cursor, lag: 0, settled: foreign, columns: header.fields.slice(1) };
+        if (foreign) return 0;
         byName.set(name, file);
         // An archive rename just happened: the archive, listed on the next pass, goes first.
         if (replaced) return 0;
@@ -242,7 +245,8 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
         file.counted = counted.end;
       }
       if (file.cursor >= file.counted) {
-        if (archive && file.cursor >= synced) file.settled = true;
+        // Archives never grow again, nor do day files older than yesterday: not looked at again.
+        if ((archive || isPastDay(streamFileOf(name, streams)?.day)) && file.cursor >= synced) file.settled = true;
         return 0;
       }
       if (js === undefined || !connected) return 0;
@@ -275,6 +279,12 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
     let pending = rows;
     for (let attempt = 0; pending.length > 0; attempt++) {
       if (closed || lockLost) return false;
+      if (!connected) {
+        // Disconnected: the client would only buffer them; wait for the reconnect instead.
+        await sleep(timing.pollMs);
+        attempt--;
+        continue;
+      }
       const results = await Promise.allSettled(
         pending.map((row) => js.publish(row.subject, row.payload, { msgID: row.id, timeout: timing.publishTimeoutMs })),
       );
@@ -310,6 +320,10 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
       if (sent === 0) await sleep(timing.pollMs);
       else if (sent < CHUNK_ROWS) await new Promise((resolve) => setTimeout(resolve, timing.gatherMs));
     }
+  }
+
+  function isPastDay(day: string | undefined): boolean {
+    return day !== undefined && day < new Date(now() - 86_400_000).toISOString().slice(0, 10);
   }
 
   function caughtUp(name: string): boolean {
@@ -359,7 +373,10 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
   async function connectAndEnsureStream(): Promise<void> {
     try {
       log.info({ servers: config.natsUrl?.length, subject: `${config.natsSubjectPrefix}.${config.siteId}.<stream>`, stream: config.natsStream }, 'connecting to NATS');
-      nc = await connectNats(config, `sensor-ingest ${config.siteId}`);
+      nc = await connectUntilDone(config, `sensor-ingest ${config.siteId}`, () => !closed, (error, attempt) => {
+        if (attempt % 10 === 0) log.error({ err: safeMessage(error), attempt }, 'cannot connect to NATS; trying again');
+      });
+      if (nc === undefined) return;
       if (closed) {
         await nc.close();
         return;
@@ -389,14 +406,29 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
 
   let connecting: Promise<void> = Promise.resolve();
   const running = (async () => {
-    try {
-      await takeLock();
-      if (closed) return;
-      cursors = createCursorStore(config.dataDir);
-      connecting = connectAndEnsureStream();
-      await forwardLoop();
-    } catch (error) {
-      if (!closed) log.error({ err: safeMessage(error) }, 'forwarder stopped');
+    let connectStarted = false;
+    while (!closed) {
+      try {
+        lockLost = false;
+        await takeLock();
+        if (closed) return;
+        cursors = createCursorStore(config.dataDir, nodeFs, (error) => {
+          log.warn({ err: safeMessage(error), code: (error as { code?: string }).code }, 'cannot write a forward cursor; trying again');
+        });
+        if (!connectStarted) connecting = connectAndEnsureStream();
+        connectStarted = true;
+        await forwardLoop();
+        if (closed) return;
+        // The lock was lost (another server took it over): its cursors are not ours to write any more.
+        cursors.abandon();
+        cursors = undefined;
+        byName.clear();
+        holdsLock = false;
+      } catch (error) {
+        if (closed) return;
+        log.error({ err: safeMessage(error) }, 'forwarder stopped; starting again');
+        await sleep(timing.lockRetryMs);
+      }
     }
   })();
 
@@ -416,7 +448,7 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
       // Publishes in flight end with the connection; their rows go again next start, same ids.
       await nc?.close().catch(() => {});
       await running;
-      await cursors?.close().catch(() => {});
+      await cursors?.close().catch((error: unknown) => log.warn({ err: safeMessage(error) }, 'cannot write the forward cursors at shutdown'));
       // A first connect still under way (NATS down) never ends by itself: stop waiting for it.
       await Promise.race([connecting, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
       metrics.connected(false);

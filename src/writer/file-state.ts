@@ -150,18 +150,21 @@ export function ensureFileState(fs: WriterFs, csvPath: string, size: number, now
     state = { id: newFileId(), created: now, synced: size };
     writeFileStateDurably(fs, csvPath, state);
   } else if (state.synced > size) {
-    // Cut back (a repair, or a restore of an older copy): never vouch for bytes not there.
-    state = recordSynced(fs, csvPath, state, size);
+    // Shorter than it was vouched for: emptied, replaced or restored from an older copy by hand (the
+    // writer itself never cuts fsynced rows). Its offsets would be sent again, so it is a new file.
+    if (size > 0) syncFile();
+    state = { id: newFileId(), created: now, synced: size };
+    writeFileStateDurably(fs, csvPath, state);
   }
   return state;
 }
 
-/** Removes the file's state (best effort): the next write under the lock gives the file a new id. */
+/** Removes the file's state, if any: the next write under the lock gives the file a new id. */
 export function dropFileState(fs: WriterFs, csvPath: string): void {
   try {
     fs.unlinkSync(statePathOf(csvPath));
-  } catch {
-    // None there, or the folder is unusable: ensureFileState reports that on the next write.
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
 }
 

@@ -145,8 +145,6 @@ function appendUnderLock(dataDir: string, batch: FileBatch, index: number, path:
         // The old file becomes an archive that vouches for all of it, a dead attempt's rows included.
         fs.fsyncSync(file.fd);
         const archived = tracked.state === undefined ? undefined : { state: tracked.state, size: file.size };
-        // Without a state to move, an old one must not stay behind to name the new file.
-        if (archived === undefined) dropFileState(fs, path);
         closeFile(fs, file);
         const old = (onDisk ?? []).filter((column) => column !== RECEIVED_AT);
         const header = [RECEIVED_AT, ...old, ...wanted.filter((column) => !old.includes(column))];
@@ -234,7 +232,7 @@ function replaceWithWidened(
   header: readonly string[],
   deps: WriteDeps,
   old: { readonly state: FileState; readonly size: number } | undefined,
-): { bytes: number; created: true; fsyncSeconds: number; archivedAs: string; fileId?: string; end?: number; archived?: { id: string; end: number } } {
+): { bytes: number; created: true; fsyncSeconds: number; archivedAs: string; fileId?: string; end?: number; archived?: { id: string; end: number }; stateError?: string } {
   const { fs } = deps;
   const path = join(dataDir, fileName);
   const nextPath = `${path}.new`;
@@ -262,6 +260,8 @@ function replaceWithWidened(
   const archivedAs = freeArchiveName(fs, dataDir, fileName, deps.now());
   // Marked first (durably), so a crash between the renames cannot leave the old id on the new file.
   if (old !== undefined) markArchiving(fs, path, { ...old.state, synced: old.size }, basename(archivedAs));
+  // Without a state to move, none may stay behind to name the new file: if it cannot go, the batch waits.
+  else dropFileState(fs, path);
   fs.renameSync(path, join(dataDir, archivedAs));
   try {
     fs.renameSync(nextPath, path);
@@ -270,31 +270,35 @@ function replaceWithWidened(
     throw error;
   }
   rememberRowEnd(path, next.ino, bytes.length);
+  try {
+    // The renames are made durable before the states that describe them.
+    fsyncDirectory(fs, dirname(path));
+  } catch (error) {
+    // The rows are in place; only the renames may not be durable yet. The
+    // retry finds the rows, skips them, and fsyncs the directory again; the
+    // mark left on the state lets that write complete the move.
+    throw Object.assign(error as Error, { resume: { ino: next.ino, rowsStart: Buffer.byteLength(headerText) } });
+  }
   const archivedState = old === undefined ? undefined : { id: old.state.id, created: old.state.created, synced: old.size };
   const moved = archivedState === undefined ? undefined : trackState(() => {
     writeFileStateDurably(fs, join(dataDir, archivedAs), archivedState);
     return archivedState;
   });
   const fresh = { id: newFileId(), created: deps.now(), synced: bytes.length };
-  // If this fails, the mark stays, and the next batch completes the move and gives a new id.
-  const started = moved?.state === undefined ? undefined : trackState(() => {
+  // If the move failed, the mark stays, and the next batch completes it and gives a new id.
+  const started = moved?.error !== undefined ? undefined : trackState(() => {
     writeFileStateDurably(fs, path, fresh);
     return fresh;
   });
-  try {
-    fsyncDirectory(fs, dirname(path));
-  } catch (error) {
-    // The rows are in place; only the renames may not be durable yet. The
-    // retry finds the rows, skips them, and fsyncs the directory again.
-    throw Object.assign(error as Error, { resume: { ino: next.ino, rowsStart: Buffer.byteLength(headerText) } });
-  }
+  const stateError = moved?.error ?? started?.error;
   return {
     bytes: bytes.length,
     created: true,
     fsyncSeconds,
     archivedAs,
     ...(started?.state === undefined ? {} : { fileId: fresh.id, end: bytes.length }),
-    ...(archivedState === undefined ? {} : { archived: { id: archivedState.id, end: archivedState.synced } }),
+    ...(moved?.state === undefined ? {} : { archived: { id: moved.state.id, end: moved.state.synced } }),
+    ...(stateError === undefined ? {} : { stateError }),
   };
 }
 

@@ -1,4 +1,5 @@
 /** The collector's start-up checks, on the built entry (`npm run collect` runs it). */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { COLLECT, runServer, tempDir } from '../helpers.js';
@@ -22,5 +23,19 @@ describe('npm run collect', () => {
     expect((await collector.exited).code).toBe(78);
     expect(collector.output()).toContain('NATS_URL');
     expect(collector.output()).toContain('SITE_ID');
+  });
+});
+
+describe('npm run collect on a DATA_DIR without its journal', () => {
+  it('refuses to start (exit 1) rather than cut every central file back to its header', async () => {
+    dir = tempDir();
+    const data = join(dir.path, 'data');
+    mkdirSync(join(data, 'edge1', '.sensor-ingest', 'files'), { recursive: true });
+    writeFileSync(join(data, 'edge1', 'data.csv'), 'received_at,t\n2026-11-23T10:15:00.000Z,1\n');
+    writeFileSync(join(data, 'edge1', '.sensor-ingest', 'files', 'data.csv.state'), 'v1 0123456789abcdef 1795478663812 0000000000000039\n');
+    const collector = runServer({ DATA_DIR: data, LOG_DIR: join(dir.path, 'logs'), PORT: '0', NATS_URL: 'nats://127.0.0.1:1' }, COLLECT);
+    expect((await collector.exited).code).toBe(1);
+    expect(collector.output()).toMatch(/holds central files but no .*collected\.journal/);
+    expect(readFileSync(join(data, 'edge1', 'data.csv'), 'utf8')).toBe('received_at,t\n2026-11-23T10:15:00.000Z,1\n');
   });
 });

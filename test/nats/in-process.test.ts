@@ -44,7 +44,7 @@ describe('the forwarder, in process', () => {
     requireNatsServer(context);
     const natsPort = await freePort();
     const dataDir = dir();
-    // A password in the URL: nats-server without auth ignores it, and the log must never show it.
+    // A user and password in the URL (SPEC section 10), which this nats-server requires; the log must never show them.
     const config = testConfig(dataDir, { NATS_URL: `nats://alice:s3cret-pw@127.0.0.1:${natsPort}`, SITE_ID: 'pi', STREAMS: 'data' });
     const { logger, lines } = memoryLogger();
     const registry = new Registry();
@@ -65,11 +65,11 @@ describe('the forwarder, in process', () => {
     expect(lines.find((line) => line.msg === 'forward lagging')?.level).toBe(40);
     expect(await registry.getSingleMetricAsString('forward_lag_rows')).toContain('forward_lag_rows{stream="data"} 30');
 
-    const nats = await startNats({ port: natsPort });
+    const nats = await startNats({ port: natsPort, extraArgs: ['--user', 'alice', '--pass', 's3cret-pw'] });
     await waitFor(() => forwarder.lag().get('data') === 0, 'the lag back to 0', 30_000);
     await waitFor(() => lines.some((line) => line.msg === 'forward caught up'), 'the forward caught up INFO');
     expect(forwarder.holdsLock).toBe(true);
-    const nc = await connect({ servers: nats.url });
+    const nc = await connect({ servers: nats.url, user: 'alice', pass: 's3cret-pw' });
     const info = await (await jetstreamManager(nc)).streams.info('SENSORS');
     await nc.close();
     expect(info.state.messages).toBe(30);

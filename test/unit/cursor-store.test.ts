@@ -101,3 +101,33 @@ describe('createCursorStore', () => {
     expect(store.read(ID)).toBeNull();
   });
 });
+
+describe('a cursor write that fails', () => {
+  it('is reported, kept, and written by the next flush; later flushes still run', async () => {
+    let failNext = true;
+    const errors: unknown[] = [];
+    const open = nodeFs.promises.open;
+    const flaky = {
+      ...nodeFs,
+      promises: {
+        ...nodeFs.promises,
+        open: async (...args: Parameters<typeof open>) => {
+          if (failNext) {
+            failNext = false;
+            throw Object.assign(new Error('EIO: injected'), { code: 'EIO' });
+          }
+          return open(...args);
+        },
+      },
+    } as typeof nodeFs;
+    const store = createCursorStore(dir.path, flaky, (error) => errors.push(error));
+    store.write(ID, 5);
+    await expect(store.flush()).rejects.toThrow('EIO');
+    expect(errors).toHaveLength(1);
+    await store.flush();
+    expect(readFileSync(join(cursorDirOf(dir.path), ID), 'utf8')).toBe('0000000000000005\n');
+    store.write(ID, 6);
+    await store.close();
+    expect(readFileSync(join(cursorDirOf(dir.path), ID), 'utf8')).toBe('0000000000000006\n');
+  });
+});

@@ -215,11 +215,15 @@ describe('ensureFileState', () => {
     expect(existsSync(statePathOf(csv('data.20261123T101500Z.csv')))).toBe(false);
   });
 
-  it('cuts down a synced length past the end of the file', () => {
+  it('gives a file shorter than its state vouches for (emptied or replaced by hand) a new id, so no offset is sent twice', () => {
     writeFileSync(csv(), 'received_at,a\n');
     writeFileStateDurably(nodeFs, csv(), { id: 'fedcba9876543210', created: 7, synced: 500 });
-    const state = ensureFileState(nodeFs, csv(), 14, at, () => {});
-    expect(state).toEqual({ id: 'fedcba9876543210', created: 7, synced: 14 });
+    let synced = false;
+    const state = ensureFileState(nodeFs, csv(), 14, at, () => (synced = true));
+    expect(state.id).toMatch(ID);
+    expect(state.id).not.toBe('fedcba9876543210');
+    expect(state).toMatchObject({ created: at, synced: 14 });
+    expect(synced).toBe(true);
     expect(stateOf(csv())).toEqual(state);
   });
 

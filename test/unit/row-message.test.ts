@@ -3,7 +3,7 @@ import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readHeaderRecord, readRecords } from '../../src/nats/csv-reader.js';
-import { type RowMessage, encodeRowMessage, messageId, parseMessageId, rowBytes, validateRowMessage } from '../../src/nats/row-message.js';
+import { type RowMessage, cellColumns, encodeRowMessage, messageId, parseMessageId, rowBytes, validateRowMessage } from '../../src/nats/row-message.js';
 import { defaultWriteDeps, writeFileBatch } from '../../src/writer/write-batch.js';
 import { tempDir } from '../helpers.js';
 
@@ -274,5 +274,22 @@ describe('rowBytes', () => {
       offset += rowBytes(message);
     }
     expect(offset).toBe(statSync(path).size);
+  });
+});
+
+describe('cellColumns and received_at, strictly', () => {
+  it("keeps the message's column order when integer-like names would be moved first by a parsed object", () => {
+    const text = encodeRowMessage({ site: 's', stream: 't', file: 't.csv', received_at: '2026-11-23T10:15:00.000Z', cells: {} }, ['temp', '2', 'a"b', '1'], ['21', 'x', 'y', 'z']);
+    const data = new TextEncoder().encode(text);
+    const checked = validateRowMessage('sensors.s.t', 's:0123456789abcdef:0', data);
+    expect(checked.ok).toBe(true);
+    if (!checked.ok) return;
+    expect(Object.keys(checked.message.cells)).toEqual(['1', '2', 'temp', 'a"b']);
+    expect(cellColumns(data, checked.message.cells)).toEqual(['temp', '2', 'a"b', '1']);
+  });
+
+  it('refuses a received_at that is no real instant (February 30th)', () => {
+    const text = JSON.stringify({ site: 's', stream: 't', file: 't.csv', received_at: '2026-02-30T00:00:00.000Z', cells: {} });
+    expect(validateRowMessage('sensors.s.t', 's:0123456789abcdef:0', new TextEncoder().encode(text)).ok).toBe(false);
   });
 });
