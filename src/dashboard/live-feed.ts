@@ -39,8 +39,8 @@ export function createLiveFeed({ live, eventHub, logger, now = Date.now }: LiveF
   return (stream, readings, receivedAt) => {
     // The rows are queued already: a fault here must not turn their answer into an error.
     try {
-      const update = live.record(stream, readings, receivedAt);
-      if (update === null || eventHub.clients === 0) return;
+      const update = live.record(stream, readings, receivedAt, eventHub.clients > 0);
+      if (update === null) return;
       const earlier = pending.get(stream);
       pending.set(stream, earlier === undefined ? update : merge(earlier, update));
       if (timer !== undefined) return;

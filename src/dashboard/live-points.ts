@@ -65,8 +65,11 @@ export interface RowsUpdate {
 }
 
 export interface LivePoints {
-  /** Notes an accepted batch; null for a stream that is not configured. */
-  record(stream: string, readings: readonly Reading[], receivedAt: number): RowsUpdate | null;
+  /**
+   * Notes an accepted batch. Returns the update to push when `wantUpdate`
+   * (a dashboard is open); null otherwise, or for a stream not configured.
+   */
+  record(stream: string, readings: readonly Reading[], receivedAt: number, wantUpdate?: boolean): RowsUpdate | null;
   /** Every configured stream's state, points older than the window left out. */
   snapshot(): DashboardState;
   /** Epoch ms of the stream's newest row, live or restored from its file; null if none. */
@@ -83,10 +86,11 @@ export function createLivePoints({ streams, quietAfterSec, now }: LivePointsOpti
   const states = new Map(streams.map((stream) => [stream, new StreamPoints()]));
 
   return {
-    record(stream, readings, receivedAt) {
+    record(stream, readings, receivedAt, wantUpdate = true) {
       const state = states.get(stream);
       if (state === undefined || readings.length === 0) return null;
-      return { stream, ...state.record(readings, receivedAt) };
+      const update = state.record(readings, receivedAt, wantUpdate);
+      return update === null ? null : { stream, ...update };
     },
     snapshot() {
       const at = now();
@@ -103,25 +107,27 @@ export function createLivePoints({ streams, quietAfterSec, now }: LivePointsOpti
 
 class StreamPoints {
   lastReceived: number | null = null;
-  private lastReading: LastReading | null = null;
+  /** The newest reading as it came: turned into a LastReading only when someone looks (every request pays otherwise). */
+  private last: { readonly reading: Reading; readonly receivedAt: number } | null = null;
   private readonly fields = new Map<string, { unit: string; points: PointRing }>();
   private readonly rate = new RowRate();
 
-  record(readings: readonly Reading[], receivedAt: number): Omit<RowsUpdate, 'stream'> {
+  record(readings: readonly Reading[], receivedAt: number, wantUpdate: boolean): Omit<RowsUpdate, 'stream'> | null {
     // A clock stepping back (NTP on a Pi) must not make "last received" go back.
     if (this.lastReceived === null || receivedAt >= this.lastReceived) {
       this.lastReceived = receivedAt;
-      this.lastReading = lastReadingOf(readings[readings.length - 1] as Reading, receivedAt);
+      this.last = { reading: readings[readings.length - 1] as Reading, receivedAt };
     }
     this.rate.add(receivedAt, readings.length);
-    const changed: Array<{ name: string; unit: string; v: number }> = [];
-    const done = new Set<string>();
+    const changed: Array<{ name: string; unit: string; v: number }> | null = wantUpdate ? [] : null;
+    // One reading's columns are distinct; only a batch needs to know which fields it has done.
+    const done = readings.length > 1 ? new Set<string>() : null;
     // Newest reading first: one point a second per field, so the batch's last value of each field is the one kept.
     for (let r = readings.length - 1; r >= 0; r--) {
       const { columns, cells } = readings[r] as Reading;
       for (let i = 0; i < columns.length; i++) {
         const name = columns[i] as string;
-        if (done.has(name)) continue;
+        if (done?.has(name) === true) continue;
         const numeric = parseNumericCell(cells[i] as string);
         if (numeric === null) continue;
         let field = this.fields.get(name);
@@ -132,24 +138,29 @@ class StreamPoints {
         }
         if (numeric.unit !== '') field.unit = numeric.unit;
         field.points.push(receivedAt, numeric.value);
-        done.add(name);
-        changed.push({ name, unit: field.unit, v: numeric.value });
+        done?.add(name);
+        changed?.push({ name, unit: field.unit, v: numeric.value });
       }
     }
+    if (changed === null) return null;
     return {
       at: receivedAt,
       rows: readings.length,
       rows_per_minute: this.rate.count(receivedAt),
-      last_reading: this.lastReading as LastReading,
+      last_reading: this.lastReading() as LastReading,
       fields: changed,
     };
+  }
+
+  private lastReading(): LastReading | null {
+    return this.last === null ? null : lastReadingOf(this.last.reading, this.last.receivedAt);
   }
 
   snapshot(at: number): Omit<StreamState, 'stream'> {
     return {
       last_received: this.lastReceived === null ? null : new Date(this.lastReceived).toISOString(),
       rows_per_minute: this.rate.count(at),
-      last_reading: this.lastReading,
+      last_reading: this.lastReading(),
       fields: [...this.fields].map(([name, { unit, points }]) => ({ name, unit, ...points.since(at - WINDOW_MS) })),
     };
   }
