@@ -234,8 +234,8 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
         const foreign = header.fields[0] !== RECEIVED_AT;
         if (foreign) log.warn({ file: name }, 'file does not start with received_at; not forwarded');
         file = { id: state.id, name, stream, created: state.created, cursor, counted: cursor, lag: 0, settled: foreign, columns: header.fields.slice(1) };
-        if (foreign) return 0;
         byName.set(name, file);
+        if (foreign) return 0;
         // An archive rename just happened: the archive, listed on the next pass, goes first.
         if (replaced) return 0;
       }

@@ -4,7 +4,7 @@
  * the lag WARN and the caught-up INFO, the collector's journal skipping a
  * whole replay, and the collector's HTTP endpoints.
  */
-import { readdirSync, unlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
@@ -189,4 +189,23 @@ describe('the collector, in process', () => {
     expect(rowsOf(join(centralDir, 'pi'), 'data').map((row) => row.id)).toEqual(Array.from({ length: 50 }, (_, i) => `r${i}`));
     expect(rowsOf(edgeDir, 'data')).toEqual(rowsOf(join(centralDir, 'pi'), 'data'));
   }, 60_000);
+});
+
+describe('the forwarder and a file not in our form', () => {
+  it('leaves a file that does not start with received_at alone, says so once, and counts no lag for it', async () => {
+    const dataDir = dir();
+    const config = testConfig(dataDir, { NATS_URL: `nats://127.0.0.1:${await freePort()}`, SITE_ID: 'pi', STREAMS: 'data' });
+    // A Flask10X-era file the writer has given a state (it would archive it at the next write).
+    writeFileSync(join(dataDir, 'data.csv'), 'time,temp\n2020-01-01 00:00:00,21\n');
+    mkdirSync(join(dataDir, '.sensor-ingest', 'files'), { recursive: true });
+    writeFileSync(join(dataDir, '.sensor-ingest', 'files', 'data.csv.state'), 'v1 0123456789abcdef 1795478663812 0000000000000033\n');
+    const { logger, lines } = memoryLogger();
+    const forwarder = startForwarder({ config, logger, metrics: createForwardMetrics(new Registry(), config.streams), timing: { pollMs: 20 } });
+    cleanups.push(() => forwarder.close());
+    await waitFor(() => lines.some((line) => line.msg === 'file does not start with received_at; not forwarded'), 'the WARN');
+    // Many passes later, still one WARN and no lag.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(lines.filter((line) => line.msg === 'file does not start with received_at; not forwarded')).toHaveLength(1);
+    expect(forwarder.lag().get('data') ?? 0).toBe(0);
+  });
 });
