@@ -4,17 +4,14 @@
  * row; a last record not yet ended by `\n` is not counted.
  */
 import { createReadStream } from 'node:fs';
+import { type RowScan, scanRowEnds } from './csv.js';
 
 export async function countRows(path: string): Promise<number> {
-  let records = 0;
-  let quoted = false;
+  const scan: RowScan = { quoted: false, rows: 0, end: 0 };
+  let position = 0;
   for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 }) as AsyncIterable<Buffer>) {
-    for (let i = 0; i < chunk.length; i++) {
-      const byte = chunk[i];
-      // A doubled quote inside a quoted cell toggles twice: the state is right again after it.
-      if (byte === 0x22) quoted = !quoted;
-      else if (byte === 0x0a && !quoted) records++;
-    }
+    scanRowEnds(scan, chunk, chunk.length, position);
+    position += chunk.length;
   }
-  return Math.max(0, records - 1);
+  return Math.max(0, scan.rows - 1);
 }

@@ -130,3 +130,29 @@ export function parseRecord(text: string, start = 0): ParsedRecord | null {
   }
   return null;
 }
+
+/** Where a scan for row ends stands between chunks: inside quotes or not. */
+export interface RowScan {
+  quoted: boolean;
+  /** Rows ended so far. */
+  rows: number;
+  /** Offset just past the last row end seen (relative to where the scan began). */
+  end: number;
+}
+
+/**
+ * Moves a scan over the next `length` bytes of `chunk`, which lie at `position`
+ * from where the scan began (a row boundary). A row ends at a `\n` outside
+ * quotes; RFC 4180 doubles quotes inside quoted fields, so a doubled quote
+ * toggles twice and the state is right again after it.
+ */
+export function scanRowEnds(scan: RowScan, chunk: Buffer, length: number, position: number): void {
+  for (let i = 0; i < length; i++) {
+    const byte = chunk[i];
+    if (byte === 0x22) scan.quoted = !scan.quoted;
+    else if (byte === 0x0a && !scan.quoted) {
+      scan.rows++;
+      scan.end = position + i + 1;
+    }
+  }
+}

@@ -9,7 +9,6 @@
  */
 import type * as nodeFs from 'node:fs';
 import { parseRecord } from '../csv.js';
-import { scanRows } from '../writer/repair.js';
 
 type ReadFs = Pick<typeof nodeFs, 'readSync'>;
 
@@ -61,9 +60,4 @@ export function readRecords(fs: ReadFs, fd: number, from: number, limit: number,
     }
     return { records, end: from + at };
   }
-}
-
-/** Whole records in [from, limit), counted without keeping them (see scanRows). */
-export function countRecords(fs: ReadFs, fd: number, from: number, limit: number, maxBytes: number): { count: number; end: number } {
-  return scanRows(fs, fd, from, limit, maxBytes);
 }

@@ -28,7 +28,8 @@ import { streamFileOf } from '../stream-files.js';
 import { type FileState, STATE_DIR, csvNameOfState, readFileState, stateDirOf } from '../writer/file-state.js';
 import { type NatsConfig, connectUntilDone, ensureStream, managerOf, safeMessage, subjectOf } from './connection.js';
 import { type CursorStore, createCursorStore } from './cursor-store.js';
-import { countRecords, readHeaderRecord, readRecords } from './csv-reader.js';
+import { scanRows } from '../writer/repair.js';
+import { readHeaderRecord, readRecords } from './csv-reader.js';
 import type { ForwardMetrics } from './forward-metrics.js';
 import { createPause } from './pause.js';
 import { encodeRowMessage, messageId } from './row-message.js';
@@ -88,6 +89,15 @@ interface Tracked {
   settled: boolean;
   /** The header's columns but received_at (a file's first line never changes). */
   readonly columns: readonly string[];
+}
+
+/** A stream's CSV file as its name tells it. */
+interface StreamCsv {
+  readonly name: string;
+  readonly stream: string;
+  readonly archive: boolean;
+  /** The UTC day of a daily file. */
+  readonly day?: string;
 }
 
 interface OutgoingRow {
@@ -166,14 +176,14 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
   }
 
   /** The files to look at, by stream, oldest first. */
-  function listFiles(): Array<{ name: string; stream: string }> {
+  function listFiles(): StreamCsv[] {
     let entries: string[];
     try {
       entries = nodeFs.readdirSync(stateDir);
     } catch {
       return [];
     }
-    const files: Array<{ name: string; stream: string; created: number }> = [];
+    const files: StreamCsv[] = [];
     const present = new Set(entries.map(csvNameOfState));
     // A file removed by hand (an old archive, say) is no longer waited for, nor counted in the lag.
     for (const name of byName.keys()) if (!present.has(name)) byName.delete(name);
@@ -182,7 +192,7 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
       if (name === null || byName.get(name)?.settled === true) continue;
       const of = streamFileOf(name, streams);
       if (of === null) continue;
-      files.push({ name, stream: of.stream, created: byName.get(name)?.created ?? 0 });
+      files.push({ name, ...of });
     }
     return files;
   }
@@ -213,7 +223,7 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
    * Counts the file's new rows for the lag metric and, when JetStream is
    * there, publishes one chunk of them; resolves to the rows acknowledged.
    */
-  async function forwardFile(js: JetStreamClient | undefined, name: string, stream: string): Promise<number> {
+  async function forwardFile(js: JetStreamClient | undefined, { name, stream, archive, day }: StreamCsv): Promise<number> {
     const opened = openStable(name);
     if (opened === null) {
       if (!nodeFs.existsSync(join(config.dataDir, name))) byName.delete(name);
@@ -223,7 +233,6 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
     try {
       const size = nodeFs.fstatSync(fd).size;
       const synced = Math.min(state.synced, size);
-      const archive = streamFileOf(name, streams)?.archive ?? false;
       let file = byName.get(name);
       if (file === undefined || file.id !== state.id) {
         const header = readHeaderRecord(nodeFs, fd, synced);
@@ -240,13 +249,13 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
         if (replaced) return 0;
       }
       if (file.counted < synced) {
-        const counted = countRecords(nodeFs, fd, file.counted, synced, COUNT_BYTES_PER_PASS);
+        const counted = scanRows(nodeFs, fd, file.counted, synced, COUNT_BYTES_PER_PASS);
         file.lag += counted.count;
         file.counted = counted.end;
       }
       if (file.cursor >= file.counted) {
         // Archives never grow again, nor do day files older than yesterday: not looked at again.
-        if ((archive || isPastDay(streamFileOf(name, streams)?.day)) && file.cursor >= synced) file.settled = true;
+        if ((archive || isPastDay(day)) && file.cursor >= synced) file.settled = true;
         return 0;
       }
       if (js === undefined || !connected) return 0;
@@ -306,10 +315,11 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
       let sent = 0;
       // A stream's later file waits until every row of its earlier ones is acknowledged (it is still counted).
       const behind = new Set<string>();
-      for (const { name, stream } of orderFiles(listFiles())) {
+      for (const csv of orderFiles(listFiles())) {
+        const { name, stream } = csv;
         if (closed || lockLost) return;
         try {
-          sent += await forwardFile(behind.has(stream) ? undefined : js, name, stream);
+          sent += await forwardFile(behind.has(stream) ? undefined : js, csv);
           if (!caughtUp(name)) behind.add(stream);
         } catch (error) {
           log.error({ file: name, err: safeMessage(error), code: (error as { code?: string }).code }, 'cannot read file to forward');
@@ -332,7 +342,7 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
     return file.cursor >= file.counted && file.lag === 0;
   }
 
-  function orderFiles(files: Array<{ name: string; stream: string }>): Array<{ name: string; stream: string }> {
+  function orderFiles(files: readonly StreamCsv[]): StreamCsv[] {
     // A stream's files oldest first (creation time from the state), so the central copy keeps the edge's order.
     const created = (name: string): number => byName.get(name)?.created ?? readFileState(nodeFs, join(config.dataDir, name))?.created ?? 0;
     return files

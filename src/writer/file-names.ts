@@ -36,4 +36,3 @@ export function isCurrentFileOf(stream: string, fileName: string, rotate: Rotati
   if (rotate === 'none') return fileName === `${stream}.csv`;
   return fileName.startsWith(`${stream}-`) && /^\d{4}-\d{2}-\d{2}\.csv$/.test(fileName.slice(stream.length + 1));
 }
-

@@ -9,6 +9,7 @@
  * over the file finds the last such `\n`, however many quoted newlines it has.
  */
 import { dirname, join } from 'node:path';
+import { type RowScan, scanRowEnds } from '../csv.js';
 import { type Rotation, isCurrentFileOf, partialFileName } from './file-names.js';
 import { ensureFileState, recordSynced } from './file-state.js';
 import { type WriterFs, fsyncDirectory } from './writer-fs.js';
@@ -90,8 +91,6 @@ export interface RepairResult {
   readonly bytes: number;
 }
 
-const QUOTE = 0x22;
-const NEWLINE = 0x0a;
 const CHUNK_BYTES = 1 << 20;
 
 /**
@@ -141,24 +140,15 @@ export function endOfLastRow(fs: WriterFs, fd: number, size: number, from = 0): 
  */
 export function scanRows(fs: Pick<WriterFs, 'readSync'>, fd: number, from: number, limit: number, maxBytes = Number.POSITIVE_INFINITY): { count: number; end: number } {
   const chunk = Buffer.alloc(Math.min(CHUNK_BYTES, Math.max(limit - from, 1)));
-  let quoted = false;
-  let count = 0;
-  let end = from;
+  const scan: RowScan = { quoted: false, rows: 0, end: 0 };
   for (let position = from; position < limit; ) {
     const read = fs.readSync(fd, chunk, 0, Math.min(chunk.length, limit - position), position);
     if (read <= 0) break;
-    for (let i = 0; i < read; i++) {
-      const byte = chunk[i];
-      if (byte === QUOTE) quoted = !quoted;
-      else if (byte === NEWLINE && !quoted) {
-        count++;
-        end = position + i + 1;
-      }
-    }
+    scanRowEnds(scan, chunk, read, position - from);
     position += read;
-    if (count > 0 && position - from >= maxBytes) break;
+    if (scan.rows > 0 && position - from >= maxBytes) break;
   }
-  return { count, end };
+  return { count: scan.rows, end: from + scan.end };
 }
 
 function freePartialName(fs: WriterFs, dataDir: string, fileName: string, now: number): string {

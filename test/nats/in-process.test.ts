@@ -5,6 +5,7 @@
  * whole replay, and the collector's HTTP endpoints.
  */
 import { mkdirSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import * as nodeFs from 'node:fs';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
@@ -19,6 +20,7 @@ import { startCollector, trackFileEnds } from '../../src/nats/collector.js';
 import { createForwardMetrics } from '../../src/nats/forward-metrics.js';
 import { startForwarder } from '../../src/nats/forwarder.js';
 import { createStreamActivity } from '../../src/stream-activity.js';
+import { writeFileStateDurably } from '../../src/writer/file-state.js';
 import { createInlineRunner } from '../../src/writer/runners.js';
 import { type Writer, createWriter } from '../../src/writer/writer.js';
 import { freePort, memoryLogger, tempDir, testConfig, waitFor } from '../helpers.js';
@@ -207,5 +209,36 @@ describe('the forwarder and a file not in our form', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(lines.filter((line) => line.msg === 'file does not start with received_at; not forwarded')).toHaveLength(1);
     expect(forwarder.lag().get('data') ?? 0).toBe(0);
+  });
+});
+
+describe('the forwarder and the fsynced length', () => {
+  it('never sends a row past the length the writer vouched for as fsynced, and sends it once vouched for', async (context) => {
+    requireNatsServer(context);
+    const nats = await startNats();
+    const dataDir = dir();
+    const config = testConfig(dataDir, { NATS_URL: nats.url, SITE_ID: 'pi', STREAMS: 'data' });
+    const header = 'received_at,id\n';
+    const rows = ['2026-11-23T10:15:00.000Z,r0\n', '2026-11-23T10:15:01.000Z,r1\n', '2026-11-23T10:15:02.000Z,r2\n'];
+    writeFileSync(join(dataDir, 'data.csv'), header + rows.join(''));
+    // As after a write whose fsync has not returned yet: the third row is in the file, not vouched for.
+    const vouched = Buffer.byteLength(header + rows[0] + rows[1]);
+    writeFileStateDurably(nodeFs, join(dataDir, 'data.csv'), { id: '0123456789abcdef', created: 1, synced: vouched });
+    const { logger } = memoryLogger();
+    const forwarder = startForwarder({ config, logger, metrics: createForwardMetrics(new Registry(), config.streams), timing: { pollMs: 20 } });
+    cleanups.push(() => forwarder.close());
+    const nc = await connect({ servers: nats.url });
+    cleanups.push(() => nc.close());
+    const jsm = await jetstreamManager(nc);
+    const messages = async () => (await jsm.streams.info('SENSORS').catch(() => undefined))?.state.messages;
+    await waitFor(async () => (await messages()) === 2 && forwarder.lag().get('data') === 0, 'the two vouched rows sent');
+    expect(await messages()).toBe(2);
+
+    writeFileStateDurably(nodeFs, join(dataDir, 'data.csv'), { id: '0123456789abcdef', created: 1, synced: vouched + Buffer.byteLength(rows[2] as string) });
+    forwarder.notify();
+    await waitFor(async () => (await messages()) === 3, 'the third row once vouched for');
+    const third = await jsm.streams.getMessage('SENSORS', { seq: 3 });
+    expect(third?.json<{ cells: { id: string } }>().cells.id).toBe('r2');
+    expect(third?.header.get('Nats-Msg-Id')).toBe(`pi:0123456789abcdef:${vouched}`);
   });
 });

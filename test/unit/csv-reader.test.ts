@@ -2,7 +2,8 @@ import * as nodeFs from 'node:fs';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { countRecords, readHeaderRecord, readRecords } from '../../src/nats/csv-reader.js';
+import { readHeaderRecord, readRecords } from '../../src/nats/csv-reader.js';
+import { scanRows } from '../../src/writer/repair.js';
 import { encodeLine } from '../../src/csv.js';
 import { tempDir } from '../helpers.js';
 
@@ -138,15 +139,15 @@ describe('readHeaderRecord', () => {
   });
 });
 
-describe('countRecords', () => {
+describe('scanRows', () => {
   it('counts whole records only, with quoted newlines, up to limit', () => {
     const { fd, size } = fileOf(LINES.join(''));
     const { starts } = offsetsOf(LINES);
     const ends = [...starts.slice(1), size];
-    expect(countRecords(nodeFs, fd, 0, size, 1 << 30)).toEqual({ count: LINES.length, end: size });
+    expect(scanRows(nodeFs, fd, 0, size, 1 << 30)).toEqual({ count: LINES.length, end: size });
     for (let limit = 0; limit <= size; limit++) {
       const whole = ends.filter((end) => end <= limit).length;
-      expect(countRecords(nodeFs, fd, 0, limit, 1 << 30), `limit ${limit}`).toEqual({ count: whole, end: whole === 0 ? 0 : ends[whole - 1] });
+      expect(scanRows(nodeFs, fd, 0, limit, 1 << 30), `limit ${limit}`).toEqual({ count: whole, end: whole === 0 ? 0 : ends[whole - 1] });
     }
   });
 
@@ -157,7 +158,7 @@ describe('countRecords', () => {
     const longest = Math.max(...LINES.map((line) => Buffer.byteLength(line)));
     // A cut inside row 2's quoted newline: the newline must not count.
     const insideQuotes = (starts[2] as number) + Buffer.byteLength(LINES[2] as string) - 4;
-    const cut = countRecords(nodeFs, fd, 0, size, insideQuotes);
+    const cut = scanRows(nodeFs, fd, 0, size, insideQuotes);
     expect(cut.count).toBeGreaterThanOrEqual(2);
     expect([...starts.slice(1), size]).toContain(cut.end);
     for (let maxBytes = longest; maxBytes <= size; maxBytes++) {
@@ -165,7 +166,7 @@ describe('countRecords', () => {
       let total = 0;
       const seen: number[] = [];
       while (from < size) {
-        const pass = countRecords(nodeFs, fd, from, size, maxBytes);
+        const pass = scanRows(nodeFs, fd, from, size, maxBytes);
         expect(pass.count, `maxBytes ${maxBytes} from ${from}`).toBeGreaterThan(0);
         total += pass.count;
         seen.push(pass.end);
@@ -179,7 +180,7 @@ describe('countRecords', () => {
   it('still moves on when the next record is longer than maxBytes (a huge row never stalls the count)', () => {
     const { fd, size } = fileOf(LINES.join(''));
     const { starts } = offsetsOf(LINES);
-    const pass = countRecords(nodeFs, fd, starts[2] as number, size, 5);
+    const pass = scanRows(nodeFs, fd, starts[2] as number, size, 5);
     expect(pass.count).toBeGreaterThanOrEqual(1);
     expect([...starts.slice(3), size]).toContain(pass.end);
   });
@@ -192,7 +193,7 @@ describe('countRecords', () => {
       bytes += Buffer.byteLength(line);
     }
     const { fd, size } = fileOf(lines.join(''));
-    expect(countRecords(nodeFs, fd, 0, size, size)).toEqual({ count: lines.length, end: size });
+    expect(scanRows(nodeFs, fd, 0, size, size)).toEqual({ count: lines.length, end: size });
     // readRecords reads about 64 KiB a call; called on from its end, it finds every record once, at its offset.
     const { starts } = offsetsOf(lines);
     const found: number[] = [];
