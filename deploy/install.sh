@@ -38,7 +38,10 @@ GROUP="$(id -gn "$SERVICE_USER")"
 
 say "building in $SOURCE"
 # --include=dev: the build needs TypeScript even under NODE_ENV=production or omit=dev.
-(cd "$SOURCE" && npm ci --include=dev --no-audit --no-fund && npm run build)
+# --prefer-offline: packages already in npm's cache (an upgrade, or the second
+# install below) are taken from it without asking the registry again; the
+# lockfile's integrity hashes still check every one.
+(cd "$SOURCE" && npm ci --include=dev --prefer-offline --no-audit --no-fund && npm run build)
 
 say "installing the app in $APP_DIR"
 install -d -m 0755 "$APP_DIR"
@@ -47,7 +50,7 @@ cp -R "$SOURCE/dist" "$SOURCE/package.json" "$SOURCE/package-lock.json" "$SOURCE
 # The dashboard's page, script and styles are not compiled: dist/dashboard/ finds them at ../../src/dashboard/public/.
 install -d -m 0755 "$APP_DIR/src/dashboard"
 cp -R "$SOURCE/src/dashboard/public" "$APP_DIR/src/dashboard/"
-(cd "$APP_DIR" && npm ci --omit=dev --no-audit --no-fund --ignore-scripts)
+(cd "$APP_DIR" && npm ci --omit=dev --prefer-offline --no-audit --no-fund --ignore-scripts)
 
 install -d -m 0750 -o "$SERVICE_USER" -g "$GROUP" "$DATA_DIR" "$LOG_DIR"
 install -d -m 0750 -o root -g "$GROUP" "$CONF_DIR"
