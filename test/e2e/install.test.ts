@@ -50,8 +50,11 @@ function copyCheckout(to: string): void {
 }
 
 async function install(extra: Record<string, string> = {}): Promise<Outcome> {
-  // As from a root shell: no NODE_ENV (vitest sets "test"), none of the npm_* settings `npm test` or `npx` export,
-  const shell = Object.entries(process.env).filter(([key]) => !/^(npm_|INIT_CWD$|VITEST|NODE_ENV$)/i.test(key));
+  // As from a root shell: no NODE_ENV (vitest sets "test"), none of the variables `npm test` or `npx` export about
+  // this package and its script (npm_config_local_prefix would even send the inner npm to this checkout). The
+  // machine's own npm settings (npm_config_registry, _cache, _cafile, proxies) stay, as a root shell would have them.
+  const ownedByNpmRun = /^(npm_package_|npm_lifecycle_|npm_command$|npm_execpath$|npm_node_execpath$|npm_config_(local_prefix|call|user_agent|npm_version)$|INIT_CWD$|VITEST|NODE_ENV$)/i;
+  const shell = Object.entries(process.env).filter(([key]) => !ownedByNpmRun.test(key));
   const env = {
     ...Object.fromEntries(shell),
     // and: no node_modules/.bin that `npx vitest` or `npm test` put on PATH.
@@ -98,6 +101,8 @@ afterAll(async () => {
 describe('deploy/install.sh under a temp ROOT', () => {
   it('installs the built app with production dependencies only', () => {
     expect(first.code, first.output).toBe(0);
+    // No package asks for a newer Node than this one (npm warns "EBADENGINE" and goes on).
+    expect(first.output).not.toContain('EBADENGINE');
     expect(existsSync(path('opt/sensor-ingest/dist/main.js'))).toBe(true);
     for (const file of ['package.json', 'package-lock.json', 'README.md']) expect(existsSync(path('opt/sensor-ingest', file)), file).toBe(true);
     expect(existsSync(path('opt/sensor-ingest/src/dashboard/public/index.html'))).toBe(true);

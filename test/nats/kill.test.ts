@@ -102,7 +102,7 @@ describe('exactly once under faults', () => {
     await waitForCentral(join(central, 'data'), ackedIds, STREAMS, 120_000);
     const found = expectSameRows(join(edge, 'data'), join(central, 'data'));
     const skipped = await metricSum(collector.url, 'collect_duplicates_total');
-    console.log(`collector SIGKILL x5: 4000 acknowledged, ${found} central rows, 0 duplicates written, ${skipped} redelivered rows skipped by the journal after the last restart, ${cuts} start-ups cut unjournaled rows`);
+    console.log(`collector SIGKILL x5: 4000 acknowledged, ${found} central rows, 0 duplicates written, ${skipped} redelivered rows skipped by the journal after the last restart, ${cuts} central files cut back to their journaled length at start-ups`);
   }, 240_000);
 
   it('two servers on one DATA_DIR: one forwards; when it is SIGKILLed the other takes over, and every row arrives once', async (context) => {
