@@ -1,6 +1,7 @@
 /** The collector's start-up checks, on the built entry (`npm run collect` runs it). */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import lockfile from 'proper-lockfile';
 import { afterEach, describe, expect, it } from 'vitest';
 import { COLLECT, runServer, tempDir } from '../helpers.js';
 
@@ -38,4 +39,24 @@ describe('npm run collect on a DATA_DIR without its journal', () => {
     expect(collector.output()).toMatch(/holds central files but no .*collected\.journal/);
     expect(readFileSync(join(data, 'edge1', 'data.csv'), 'utf8')).toBe('received_at,t\n2026-11-23T10:15:00.000Z,1\n');
   });
+});
+
+describe('npm run collect on a DATA_DIR another collector holds', () => {
+  it('waits for the lock, then exits 1 naming the other collector, and touches nothing', async () => {
+    dir = tempDir();
+    const data = join(dir.path, 'data');
+    mkdirSync(join(data, '.sensor-ingest'), { recursive: true });
+    const journal = join(data, '.sensor-ingest', 'collected.journal');
+    writeFileSync(journal, '');
+    // The other collector: the same lock, kept fresh the way a live collector keeps it.
+    const release = await lockfile.lock(join(data, '.sensor-ingest', 'collector'), { realpath: false, stale: 5_000, update: 1_000 });
+    try {
+      const collector = runServer({ DATA_DIR: data, LOG_DIR: join(dir.path, 'logs'), PORT: '0', NATS_URL: 'nats://127.0.0.1:1' }, COLLECT);
+      expect((await collector.exited).code).toBe(1);
+      expect(collector.output()).toContain(`another collector runs on DATA_DIR '${data}'`);
+      expect(readFileSync(journal, 'utf8')).toBe('');
+    } finally {
+      await release();
+    }
+  }, 30_000);
 });
