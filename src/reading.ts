@@ -26,7 +26,7 @@ const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
  * A JSON object is one reading; an array of 1..maxBatchRows objects is a
  * batch, taken whole or refused whole.
  */
-export function parseReadings(body: unknown, limits: ReadingLimits): Reading[] {
+export function parseReadings(body: unknown, limits: ReadingLimits, keyMark = ''): Reading[] {
   if (Array.isArray(body)) {
     if (body.length === 0) throw new BadRequestError('the batch is empty: send 1 or more readings', 'EMPTY_BATCH');
     if (body.length > limits.maxBatchRows) {
@@ -39,13 +39,13 @@ export function parseReadings(body: unknown, limits: ReadingLimits): Reading[] {
       if (!isPlainObject(item)) {
         throw new BadRequestError(`item ${index} of the batch is ${describe(item)}, expected a JSON object`, 'BAD_SHAPE');
       }
-      return flattenReading(item, `item ${index}: `);
+      return flattenReading(item, `item ${index}: `, keyMark);
     });
   }
   if (!isPlainObject(body)) {
     throw new BadRequestError(`the body is ${describe(body)}, expected a JSON object or an array of objects`, 'BAD_SHAPE');
   }
-  return [flattenReading(body, '')];
+  return [flattenReading(body, '', keyMark)];
 }
 
 /**
@@ -81,18 +81,22 @@ export class ReadingBuilder {
   }
 }
 
-/** Flattens nested objects with `.`; arrays become their JSON text. */
-export function flattenReading(object: Record<string, unknown>, where: string): Reading {
+/**
+ * Flattens nested objects with `.`; arrays become their JSON text.
+ * `keyMark`: every key starts with it (see formats/json-text.ts), and it is taken off.
+ */
+export function flattenReading(object: Record<string, unknown>, where: string, keyMark = ''): Reading {
   const reading = new ReadingBuilder(where);
   const visit = (node: Record<string, unknown>, prefix: string, depth: number): void => {
     if (depth > MAX_DEPTH) {
       throw new BadRequestError(`${where}key '${prefix.slice(0, -1)}' nests deeper than ${MAX_DEPTH} levels`, 'TOO_DEEP');
     }
-    for (const key of Object.keys(node)) {
+    for (const marked of Object.keys(node)) {
+      const key = marked.slice(keyMark.length);
       if (key === '') throw new BadRequestError(`${where}a key is empty${prefix ? ` under '${prefix.slice(0, -1)}'` : ''}`, 'BAD_KEY');
-      const value = node[key];
+      const value = node[marked];
       if (isPlainObject(value)) visit(value, `${prefix + key}.`, depth + 1);
-      else reading.add(prefix + key, cellText(value));
+      else reading.add(prefix + key, cellText(value, keyMark));
     }
   };
   visit(object, '', 1);
@@ -100,10 +104,21 @@ export function flattenReading(object: Record<string, unknown>, where: string): 
 }
 
 /** SPEC section 9: null is empty, booleans true/false, numbers as JavaScript prints them. */
-function cellText(value: unknown): string {
+function cellText(value: unknown, keyMark: string): string {
   if (value === null) return '';
   if (typeof value === 'string') return value;
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return keyMark === '' ? JSON.stringify(value) : unmarkedJson(value, keyMark);
+}
+
+/** JSON.stringify's text of an array whose objects' keys carry `keyMark`, without it and in their order. */
+function unmarkedJson(value: unknown, keyMark: string): string {
+  if (Array.isArray(value)) return `[${value.map((item) => unmarkedJson(item, keyMark)).join(',')}]`;
+  if (isPlainObject(value)) {
+    return `{${Object.keys(value)
+      .map((key) => `${JSON.stringify(key.slice(keyMark.length))}:${unmarkedJson(value[key], keyMark)}`)
+      .join(',')}}`;
+  }
   return JSON.stringify(value);
 }
 

@@ -1,13 +1,14 @@
 /** `application/json`: one object, or an array of objects (SPEC section 3). */
 import { BadRequestError } from '../errors.js';
 import { type Reading, type ReadingLimits, parseReadings } from '../reading.js';
+import { type ParsedJson, parseJsonText } from './json-text.js';
 
 export function parseJsonBody(text: string, limits: ReadingLimits): Reading[] {
-  let body: unknown;
+  let body: ParsedJson;
   try {
-    body = JSON.parse(text);
+    body = parseJsonText(text);
   } catch (error) {
     throw new BadRequestError(`the body is not valid JSON: ${(error as Error).message}`, 'BAD_JSON', { cause: error });
   }
-  return parseReadings(body, limits);
+  return parseReadings(body.value, limits, body.keyMark);
 }

@@ -4,6 +4,7 @@
  */
 import { BadRequestError, PayloadTooLargeError } from '../errors.js';
 import { type Reading, type ReadingLimits, flattenReading } from '../reading.js';
+import { type ParsedJson, parseJsonText } from './json-text.js';
 
 export function parseNdjsonBody(text: string, limits: ReadingLimits): Reading[] {
   const readings: Reading[] = [];
@@ -16,16 +17,17 @@ export function parseNdjsonBody(text: string, limits: ReadingLimits): Reading[] 
   for (const [index, raw] of lines.entries()) {
     const line = raw.trim();
     if (line === '') continue;
-    let value: unknown;
+    let parsed: ParsedJson;
     try {
-      value = JSON.parse(line);
+      parsed = parseJsonText(line);
     } catch (error) {
       throw new BadRequestError(`line ${index + 1}: not valid JSON: ${(error as Error).message}`, 'BAD_JSON', { cause: error });
     }
+    const { value, keyMark } = parsed;
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw new BadRequestError(`line ${index + 1}: expected a JSON object`, 'BAD_SHAPE');
     }
-    readings.push(flattenReading(value as Record<string, unknown>, `line ${index + 1}: `));
+    readings.push(flattenReading(value as Record<string, unknown>, `line ${index + 1}: `, keyMark));
   }
   if (readings.length === 0) throw new BadRequestError('the body has no readings', 'EMPTY_BODY');
   return readings;

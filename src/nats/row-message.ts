@@ -6,6 +6,7 @@
  *   Nats-Msg-Id: <site>:<file id>:<byte offset of the row>
  */
 import { RECEIVED_AT, encodeLine } from '../csv.js';
+import { isIndexKey, parseJsonText } from '../formats/json-text.js';
 import { checkKey } from '../reading.js';
 
 export interface RowMessage {
@@ -71,7 +72,7 @@ export function validateRowMessage(subject: string, id: string | undefined, data
   if (typeof stream !== 'string' || !NAME.test(stream)) return { ok: false, why: 'stream is not a name of a-z, 0-9, _ and -' };
   const tokens = subject.split('.');
   if (tokens.at(-2) !== site || tokens.at(-1) !== stream) return { ok: false, why: 'site and stream differ from the subject' };
-  if (typeof file !== 'string') return { ok: false, why: 'file is missing' };
+  if (typeof file !== 'string') return { ok: false, why: 'file is missing or not a string' };
   // A real instant, written as it would be written again (`2026-02-30` is not one).
   if (typeof receivedAt !== 'string' || !RECEIVED_AT_FORMAT.test(receivedAt) || Number.isNaN(Date.parse(receivedAt)) || new Date(receivedAt).toISOString() !== receivedAt) {
     return { ok: false, why: 'received_at is not ISO 8601 UTC with milliseconds' };
@@ -99,32 +100,14 @@ export function rowBytes(message: RowMessage): number {
 /**
  * The columns of a valid message's cells in the order the message has them.
  * A parsed object puts integer-like keys ("1", "2") first; the edge's header
- * order is kept by reading the keys from the text when there are such keys.
+ * order is kept by parsing the text in key order when there are such keys.
  */
 export function cellColumns(data: Uint8Array, cells: Readonly<Record<string, string>>): string[] {
   const keys = Object.keys(cells);
-  if (!keys.some((key) => /^(0|[1-9]\d*)$/.test(key))) return keys;
-  const text = new TextDecoder().decode(data);
-  const start = text.lastIndexOf('"cells":');
-  const ordered = start < 0 ? [] : keysInOrder(text, start + '"cells":'.length);
-  // Only trusted when it names exactly the parsed keys (the hand-built forwarder message always does).
-  return ordered.length === keys.length && ordered.every((key) => key in cells) ? ordered : keys;
-}
-
-/** The keys of the flat object of strings that starts at `from` (after whitespace), in text order. */
-function keysInOrder(text: string, from: number): string[] {
-  const token = /\s*("(?:[^"\\]|\\.)*")\s*:\s*("(?:[^"\\]|\\.)*")\s*([,}])/y;
-  let at = text.indexOf('{', from) + 1;
-  if (at === 0 || text.slice(at).trimStart().startsWith('}')) return [];
-  const keys: string[] = [];
-  for (;;) {
-    token.lastIndex = at;
-    const match = token.exec(text);
-    if (match === null) return [];
-    keys.push(JSON.parse(match[1] as string) as string);
-    at = token.lastIndex;
-    if (match[3] === '}') return keys;
-  }
+  if (!keys.some(isIndexKey)) return keys;
+  const { value, keyMark } = parseJsonText(new TextDecoder().decode(data));
+  const ordered = (value as Record<string, Record<string, string>>)[`${keyMark}cells`] ?? {};
+  return Object.keys(ordered).map((key) => key.slice(keyMark.length));
 }
 
 export { RECEIVED_AT };

@@ -45,6 +45,19 @@ describe('form bodies', () => {
   });
 });
 
+describe('integer-like keys (a JavaScript object would list them first)', () => {
+  it('keep the order they were sent in, in the header and in the row, for JSON and NDJSON', async () => {
+    const { app } = world();
+    await request(app).post('/data?ack=durable').send('{"temp":21.5,"1":"ch1","2":"ch2","arr":[{"z":1,"3":2}]}').type('json').expect(201);
+    await request(app).post('/data?ack=durable').set('content-type', 'application/x-ndjson').send('{"temp":22,"2":"b","1":"a"}\n').expect(201);
+    expect(csv()).toEqual([
+      ['received_at', 'temp', '1', '2', 'arr'],
+      [expect.stringMatching(ISO_MS), '21.5', 'ch1', 'ch2', '[{"z":1,"3":2}]'],
+      [expect.stringMatching(ISO_MS), '22', 'a', 'b', ''],
+    ]);
+  });
+});
+
 describe('NDJSON bodies', () => {
   it('take one reading a line, blank lines skipped', async () => {
     const { app } = world();

@@ -26,7 +26,7 @@ describe('parseReadings', () => {
     ]);
   });
 
-  it('keeps first-seen key order, integer-like keys included', () => {
+  it('keeps first-seen key order (integer-like keys: test/unit/json-text.test.ts)', () => {
     expect(parseReadings({ b: 1, a: 2 }, limits)[0]?.columns).toEqual(['b', 'a']);
   });
 

@@ -103,7 +103,7 @@ describe('validateRowMessage', () => {
   it.each([
     ['site', 'site is not a name of a-z, 0-9, _ and -'],
     ['stream', 'stream is not a name of a-z, 0-9, _ and -'],
-    ['file', 'file is missing'],
+    ['file', 'file is missing or not a string'],
     ['received_at', 'received_at is not ISO 8601 UTC with milliseconds'],
     ['cells', 'cells is not an object'],
   ])('rejects a message without %s', (field, reason) => {
@@ -190,7 +190,7 @@ describe('validateRowMessage', () => {
   });
 
   it('rejects a file name that is not a string', () => {
-    expect(why(validate({ ...base(), file: 3 }))).toBe('file is missing');
+    expect(why(validate({ ...base(), file: 3 }))).toBe('file is missing or not a string');
   });
 });
 
