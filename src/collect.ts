@@ -23,6 +23,7 @@ import { createCollectMetrics } from './nats/collect-metrics.js';
 import { cutUnjournaledRows } from './nats/collect-repair.js';
 import { startCollector, trackFileEnds } from './nats/collector.js';
 import { createStreamActivity } from './stream-activity.js';
+import { deadlineIn, settledWithin } from './deadline.js';
 import { NAME } from './nats/row-message.js';
 import { STATE_DIR, stateDirOf } from './writer/file-state.js';
 import { createThreadRunner } from './writer/runners.js';
@@ -37,10 +38,17 @@ function fail(message: string, code = 1): never {
   process.exit(code);
 }
 
+/**
+ * Where the collector's defaults differ from the ingest server's: its own port, and its own
+ * data and log folders, so that both can run from one checkout. Two processes must not roll
+ * one set of log files, and the collector's DATA_DIR is its own.
+ */
+const COLLECTOR_DEFAULTS = { PORT: '8889', DATA_DIR: './central', LOG_DIR: './logs/collect' } as const;
+
 function readConfig(): Config {
   let config: Config;
   try {
-    config = loadConfig(process.env, { hostname: hostname(), defaults: { PORT: '8889' } });
+    config = loadConfig(process.env, { hostname: hostname(), defaults: COLLECTOR_DEFAULTS });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     for (const problem of error.problems) process.stderr.write(`sensor-ingest-collect: ${problem}\n`);
@@ -141,14 +149,21 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     void (async () => {
+      // One deadline for every step (SPEC section 7): the batch in hand, then what the writer still holds.
+      const left = deadlineIn(config.shutdownTimeoutSec * 1000);
       logger.info({ signal }, 'collector stopping');
-      await collector.close(config.shutdownTimeoutSec * 1000);
-      const unwritten = await writer.drain(config.shutdownTimeoutSec * 1000);
-      await writer.close();
-      journal.close();
+      await collector.close(left());
+      const unwritten = await writer.drain(left());
       server.close();
       server.closeAllConnections();
-      logger.info({ signal, rows: unwritten }, 'stopped');
+      if (unwritten > 0) {
+        // Not acked, so JetStream hands these rows out again to the next collector.
+        logger.error({ rows: unwritten }, 'shutdown timed out with rows not written');
+      } else {
+        await settledWithin(writer.close(), left());
+        logger.info({ signal }, 'stopped');
+      }
+      journal.close();
       await flushLog(LOG_FLUSH_DEADLINE_MS);
       process.exit(unwritten > 0 ? 1 : 0);
     })();

@@ -4,6 +4,7 @@
  * form) at once, and returns one frozen object that the rest of the program
  * is handed. Nothing else reads `process.env`.
  */
+import { accessSync, constants, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 
@@ -81,7 +82,20 @@ export const DEFAULTS = Object.freeze({
 });
 
 /** Variables whose values are secrets: never echoed in errors or logs. */
-export const SECRET_VARIABLES: ReadonlySet<string> = new Set(['INGEST_TOKEN', 'READ_TOKEN', 'NATS_URL']);
+export const SECRET_VARIABLES: ReadonlySet<string> = new Set(['INGEST_TOKEN', 'READ_TOKEN']);
+
+/**
+ * NATS_URL without the credentials it may carry (`user:pass@`, `token@`),
+ * so errors and logs can show the rest: a mistyped host must be visible.
+ * Everything up to the last `@` of each address goes, even in an address
+ * that does not parse.
+ */
+export function hideNatsCredentials(value: string): string {
+  return value
+    .split(',')
+    .map((address) => address.replace(/^(\s*[a-z][a-z0-9+.-]*:\/\/)?.*@/i, '$1[redacted]@'))
+    .join(',');
+}
 
 /**
  * Paths that the server answers itself, so a stream may not take them. Later
@@ -116,6 +130,17 @@ export interface LoadConfigOptions {
   readonly cwd?: string;
   /** Defaults that differ for another entry point (the collector's `PORT` is 8889). */
   readonly defaults?: Partial<Record<keyof typeof DEFAULTS, string>>;
+  /** Whether this process can read a file (NATS_CREDS); the real file system unless a test says. */
+  readonly canRead?: (path: string) => boolean;
+}
+
+function canReadFile(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -135,6 +160,13 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     const shown = SECRET_VARIABLES.has(name) ? 'the value is not shown because it is a secret' : `got '${value}'`;
     problems.push(`${name} must be ${accepted}; ${shown}`);
     return undefined;
+  };
+
+  // Read again at every connect (a rotated file is picked up), but a missing one is a typo to catch now.
+  const credsFile = (value: string | undefined): string | undefined => {
+    if (value === undefined) return undefined;
+    const path = resolve(cwd, value);
+    return (options.canRead ?? canReadFile)(path) ? path : fail('NATS_CREDS', 'a NATS creds file this user can read', path);
   };
 
   const whole = (name: keyof typeof DEFAULTS, min: number, max: number): number => {
@@ -214,7 +246,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     idempotencyWindowSec: seconds('IDEMPOTENCY_WINDOW_SEC'),
     idempotencyMaxKeys: whole('IDEMPOTENCY_MAX_KEYS', 1, 10_000_000),
     natsUrl: parseNatsUrls(raw('NATS_URL'), fail),
-    natsCreds: raw('NATS_CREDS') === undefined ? undefined : resolve(cwd, raw('NATS_CREDS') as string),
+    natsCreds: credsFile(raw('NATS_CREDS')),
     natsSubjectPrefix: natsToken('NATS_SUBJECT_PREFIX'),
     natsStream: natsToken('NATS_STREAM'),
     natsReplicas: whole('NATS_REPLICAS', 1, 5),
@@ -278,7 +310,7 @@ function parseNatsUrls(value: string | undefined, fail: Fail): readonly string[]
       return false;
     }
   });
-  if (!valid) return fail('NATS_URL', 'a comma list of nats://[user:pass@]host:port addresses', value);
+  if (!valid) return fail('NATS_URL', 'a comma list of nats://[user:pass@]host:port addresses', hideNatsCredentials(value));
   return Object.freeze(urls);
 }
 
@@ -295,6 +327,6 @@ export function redactConfig(config: Config): Record<string, unknown> {
     ...config,
     ingestToken: redact(config.ingestToken),
     readToken: redact(config.readToken),
-    natsUrl: config.natsUrl?.map((url) => url.replace(/\/\/[^@/]*@/, '//[redacted]@')),
+    natsUrl: config.natsUrl?.map(hideNatsCredentials),
   };
 }

@@ -14,6 +14,7 @@ import { createApp } from './app.js';
 import { type EventHub, createEventHub } from './dashboard/event-hub.js';
 import { createLivePoints } from './dashboard/live-points.js';
 import { restoreRecentPoints } from './dashboard/restore-points.js';
+import { deadlineIn, settledWithin } from './deadline.js';
 import { createHistory } from './history.js';
 import { createIdempotencyStore } from './idempotency.js';
 import type { Lifecycle } from './lifecycle.js';
@@ -179,7 +180,7 @@ interface ShutdownDeps {
  * the rows left and exit 1.
  */
 async function shutdown({ signal, server, writer, forwarder, eventHub, lifecycle, logger, flushLog, timeoutMs }: ShutdownDeps): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const left = deadlineIn(timeoutMs);
   lifecycle.closing = true;
   // Open dashboards' event streams never end by themselves: server.close() would wait for them.
   eventHub.close();
@@ -192,14 +193,12 @@ async function shutdown({ signal, server, writer, forwarder, eventHub, lifecycle
   // Keep-alive connections that finish a request after close() began would stay open.
   const idleCloser = setInterval(() => server.closeIdleConnections(), 50);
   server.closeIdleConnections();
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
-  clearTimeout(timer);
+  await settledWithin(closed, left());
   clearInterval(idleCloser);
 
-  const unwritten = await writer.drain(Math.max(0, deadline - Date.now()));
+  const unwritten = await writer.drain(left());
   // Rows not yet acknowledged by JetStream wait in the files for the next start.
-  await forwarder?.close();
+  if (forwarder !== undefined) await settledWithin(forwarder.close(), left());
   if (unwritten > 0) {
     logger.error({ rows: unwritten }, 'shutdown timed out with rows not written');
     await flushLog(LOG_FLUSH_DEADLINE_MS);

@@ -101,9 +101,9 @@ export interface ServerProcess {
 }
 
 /** Runs the built server (`node dist/main.js`) with the given environment. */
-export function runServer(env: Record<string, string>, entry = MAIN): ServerProcess & { port: number } {
+export function runServer(env: Record<string, string>, entry = MAIN, cwd = ROOT): ServerProcess & { port: number } {
   const child = spawn(process.execPath, [entry], {
-    cwd: ROOT,
+    cwd,
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -23,6 +23,7 @@ import type { CollectJournal, WrittenRow } from './collect-journal.js';
 import type { CollectMetrics } from './collect-metrics.js';
 import { type NatsConfig, connectUntilDone, ensureStream, managerOf, safeMessage } from './connection.js';
 import { createPause } from './pause.js';
+import { deadlineIn, settledWithin } from '../deadline.js';
 import { type RowMessage, type RowOrigin, cellColumns, messageId, rowBytes, validateRowMessage } from './row-message.js';
 
 export type CollectorConfig = NatsConfig & Pick<Config, 'dataDir' | 'collectConsumer' | 'writeQueueMaxSize'>;
@@ -72,6 +73,10 @@ export interface Collector {
 
 /** SPEC section 10: a killed collector's unacked messages come again after this. */
 export const ACK_WAIT_MS = 30_000;
+/** Kept back from the shutdown deadline for closing the connection, which sends the naks. */
+const CLOSE_RESERVE_MS = 500;
+/** Longer than closing the connection takes. */
+const NAK_DELAY_MS = 2_000;
 /** Messages written, journaled and acked together at most. */
 const BATCH_MAX = 1000;
 
@@ -193,6 +198,10 @@ export function startCollector(deps: CollectorDeps): Collector {
   }
 
   let busy: Promise<void> = Promise.resolve();
+  /** The batch being written, journaled and acked. */
+  let inHand: readonly JsMsg[] = [];
+  /** Messages JetStream has handed over that no batch has taken yet. */
+  let waiting: JsMsg[] = [];
 
   const running = (async () => {
     try {
@@ -236,7 +245,7 @@ export function startCollector(deps: CollectorDeps): Collector {
           // them, and they come back only after the ack wait, out of order.
           const messages = await consumer.consume({ max_messages: batchMax });
           stopConsuming = () => void messages.stop();
-          const waiting: JsMsg[] = [];
+          waiting = [];
           let arrived: (() => void) | undefined;
           let roomMade: (() => void) | undefined;
           const reading = (async () => {
@@ -255,7 +264,8 @@ export function startCollector(deps: CollectorDeps): Collector {
               if (waiting.length === 0) break; // the subscription ended (a stop or a lost consumer)
             }
             // Once taken, a batch is written, journaled and acked even if a stop comes meanwhile.
-            busy = handle(waiting.splice(0, batchMax));
+            inHand = waiting.splice(0, batchMax);
+            busy = handle(inHand);
             roomMade?.();
             await busy;
           }
@@ -278,14 +288,29 @@ export function startCollector(deps: CollectorDeps): Collector {
       return connected;
     },
     async close(deadlineMs = 30_000) {
+      const left = deadlineIn(deadlineMs);
       closed = true;
       idle.wake();
       stopConsuming?.();
       // A batch in hand is finished (written, journaled, acked) unless the writer cannot write.
-      const finished = await Promise.race([busy.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), deadlineMs).unref())]);
+      const finished = await settledWithin(busy, left() - CLOSE_RESERVE_MS);
       if (!finished) log.error('the batch in hand could not be written before the shutdown deadline; it comes again');
-      await Promise.race([running, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
-      await nc?.close().catch(() => {});
+      // Handed over but not written: a nak gives them out again soon, in order, to the next
+      // collector, rather than after the ack wait. Delayed, so that JetStream does not hand them
+      // straight back to this connection's open pull, which is about to close. Rows of an unfinished
+      // batch that did reach the file are cut at the next start-up (not journaled): none comes twice.
+      for (const msg of [...(finished ? [] : inHand), ...waiting.splice(0)]) msg.nak(NAK_DELAY_MS);
+      // Closing flushes the acks and naks; the loop then ends, unless a stalled write holds it.
+      await settledWithin(flushAndClose(nc), left());
+      // A connect attempt under way (NATS down) ends only at its back-off: do not wait for it long.
+      await settledWithin(running, Math.min(2000, left()));
     },
   };
+}
+
+/** Sends what is buffered (acks, naks), then closes. */
+async function flushAndClose(nc: NatsConnection | undefined): Promise<void> {
+  if (nc === undefined || nc.isClosed()) return;
+  await nc.flush().catch(() => {});
+  await nc.close().catch(() => {});
 }

@@ -4,15 +4,14 @@
  * 503; once space is freed every acknowledged row lands, once, whole, under
  * one header.
  */
-import { spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { NO_TMPFS, fill, mountTmpfs, unmountAll } from '../disk.js';
 import { type ServerProcess, postJson, readCsv, startServer, tempDir, waitFor } from '../helpers.js';
 
 let dir: ReturnType<typeof tempDir>;
 let server: ServerProcess | undefined;
-let mounted: string | undefined;
 
 beforeEach(() => {
   dir = tempDir();
@@ -23,34 +22,9 @@ afterEach(async () => {
     await server.exited;
   }
   server = undefined;
-  if (mounted !== undefined) spawnSync('umount', [mounted]);
-  mounted = undefined;
+  unmountAll();
   dir.cleanup();
 });
-
-/** Mounts a tmpfs of `size` at `path`; false where mounting is not allowed (not root, no CAP_SYS_ADMIN). */
-function mountTmpfs(path: string, size: string): boolean {
-  mkdirSync(path, { recursive: true });
-  const result = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', path]);
-  if (result.status !== 0) return false;
-  mounted = path;
-  return true;
-}
-
-/** Fills the file system holding `dir` until ENOSPC; returns the filler's path. */
-function fill(dirPath: string): string {
-  const path = join(dirPath, 'filler.bin');
-  const fd = openSync(path, 'w');
-  const chunk = Buffer.alloc(4096, 0x61);
-  try {
-    for (;;) writeSync(fd, chunk);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
-  } finally {
-    closeSync(fd);
-  }
-  return path;
-}
 
 async function metricsJson(url: string): Promise<Record<string, number>> {
   return (await (await fetch(`${url}/metrics?format=json`)).json()) as Record<string, number>;
@@ -63,7 +37,7 @@ describe('disk full', () => {
   ] as const)('retries ENOSPC, turns 503 when the queue fills, and lands every acknowledged row once space is freed (%s)', async ([what, logsOnSameDisk], context) => {
     const disk = join(dir.path, 'disk');
     if (!mountTmpfs(disk, '512k')) {
-      context.skip('cannot mount a tmpfs here (needs root); the disk-full test runs in CI, which runs as root');
+      context.skip(NO_TMPFS);
       return;
     }
     const dataDir = join(disk, 'data');
@@ -120,5 +94,39 @@ describe('disk full', () => {
     expect(duplicates).toBe(0);
     expect(torn).toBe(0);
     expect(ids).toEqual(acked);
+  });
+
+  it('SIGTERM while the disk is full: an ERROR with the count of rows not written, and exit 1 within SHUTDOWN_TIMEOUT_SEC (SPEC 7)', async (context) => {
+    const disk = join(dir.path, 'disk');
+    if (!mountTmpfs(disk, '512k')) {
+      context.skip(NO_TMPFS);
+      return;
+    }
+    const dataDir = join(disk, 'data');
+    server = await startServer({
+      DATA_DIR: dataDir,
+      LOG_DIR: join(dir.path, 'logs'),
+      WRITE_RETRIES: '1',
+      WRITE_BACKOFF_BASE_SEC: '0.02',
+      WRITE_BACKOFF_MAX_SEC: '0.2',
+      SHUTDOWN_TIMEOUT_SEC: '3',
+    });
+    const url = server.url;
+    expect((await postJson(`${url}/data?ack=durable`, { id: 0 })).status).toBe(201);
+    fill(disk);
+    for (let id = 1; id <= 5; id++) expect((await postJson(`${url}/data`, { id, note: 'x'.repeat(100) })).status).toBe(202);
+    await waitFor(async () => ((await metricsJson(url)).write_error_total ?? 0) > 0, 'a failed write');
+
+    const signalledAt = Date.now();
+    server.child.kill('SIGTERM');
+    const exit = await server.exited;
+    const stopMs = Date.now() - signalledAt;
+
+    expect(exit.code).toBe(1);
+    const error = server.logLines().find((line) => line.msg === 'shutdown timed out with rows not written');
+    expect(error).toMatchObject({ level: 50, rows: 5 });
+    // 3 s, and the log flush after it (at most 2 s); well short of the unit's TimeoutStopSec.
+    expect(stopMs).toBeLessThan(3_000 + 2_500);
+    expect(stopMs).toBeGreaterThanOrEqual(2_900);
   });
 });

@@ -1,9 +1,9 @@
 /** The collector's start-up checks, on the built entry (`npm run collect` runs it). */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { afterEach, describe, expect, it } from 'vitest';
-import { COLLECT, runServer, tempDir } from '../helpers.js';
+import { COLLECT, runServer, tempDir, waitFor } from '../helpers.js';
 
 let dir: ReturnType<typeof tempDir>;
 afterEach(() => dir?.cleanup());
@@ -24,6 +24,25 @@ describe('npm run collect', () => {
     expect((await collector.exited).code).toBe(78);
     expect(collector.output()).toContain('NATS_URL');
     expect(collector.output()).toContain('SITE_ID');
+  });
+});
+
+describe('npm run collect with no DATA_DIR or LOG_DIR', () => {
+  it('uses ./central and ./logs/collect, not the ingest server\'s ./data and ./logs', async () => {
+    dir = tempDir();
+    const collector = runServer({ PORT: '0', NATS_URL: 'nats://127.0.0.1:1' }, COLLECT, dir.path);
+    try {
+      await waitFor(() => collector.logLines().some((line) => line.msg === 'sensor-ingest collector started'), 'the start-up line');
+      expect(collector.logLines().find((line) => line.msg === 'sensor-ingest collector started')).toMatchObject({
+        config: { dataDir: join(dir.path, 'central'), logDir: join(dir.path, 'logs', 'collect') },
+      });
+      expect(existsSync(join(dir.path, 'central', '.sensor-ingest', 'collector.lock'))).toBe(true);
+      expect(existsSync(join(dir.path, 'logs', 'collect', 'current.log'))).toBe(true);
+      expect(existsSync(join(dir.path, 'data'))).toBe(false);
+    } finally {
+      collector.child.kill('SIGTERM');
+      await collector.exited;
+    }
   });
 });
 

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DEFAULTS, loadConfig, redactConfig, siteIdFromHostname } from '../../src/config.js';
 
@@ -164,6 +167,31 @@ describe('loadConfig', () => {
     const [problem] = problemsOf({ INGEST_TOKEN: 'has space', NATS_URL: 'http://user:hunter2@x' });
     expect(problem).toBe('INGEST_TOKEN must be printable ASCII with no spaces; the value is not shown because it is a secret');
     expect(problemsOf({ NATS_URL: 'http://user:hunter2@x' }).join()).not.toContain('hunter2');
+  });
+
+  it('takes NATS_CREDS only as a file this user can read, resolved against the working directory', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'creds-'));
+    try {
+      writeFileSync(join(dir, 'edge.creds'), '-----BEGIN NATS USER JWT-----\n');
+      expect(loadConfig({ NATS_CREDS: 'edge.creds' }, { cwd: dir }).natsCreds).toBe(join(dir, 'edge.creds'));
+      expect(problemsOf({ NATS_CREDS: 'missing.creds' })).toEqual(["NATS_CREDS must be a NATS creds file this user can read; got '/srv/missing.creds'"]);
+      // A folder is not a creds file.
+      expect(() => loadConfig({ NATS_CREDS: dir })).toThrow(ConfigError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('shows a bad NATS_URL with its credentials taken out, so a mistyped host can be seen', () => {
+    expect(problemsOf({ NATS_URL: 'nats://user:hunter2@nats-1:4222,http://nats-2:4222' })).toEqual([
+      "NATS_URL must be a comma list of nats://[user:pass@]host:port addresses; got 'nats://[redacted]@nats-1:4222,http://nats-2:4222'",
+    ]);
+    // Even where the address does not parse, and where the password holds '@' or '/'.
+    for (const value of ['user:hunter2@nats-1', 'http://u:hun@ter/2@h:4222', 'nats//tok:hunter2@h', 'nats://:hunter2@']) {
+      const [shown] = problemsOf({ NATS_URL: value });
+      expect(shown, value).toMatch(/\[redacted\]@/);
+      expect(shown, value).not.toMatch(/hunter|hun@ter|ter\/2/);
+    }
   });
 
   it('redacts secrets for the start-up log', () => {
