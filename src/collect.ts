@@ -157,13 +157,14 @@ async function main(): Promise<void> {
       server.close();
       server.closeAllConnections();
       if (unwritten > 0) {
-        // Not acked, so JetStream hands these rows out again to the next collector.
+        // Not acked, so JetStream hands these rows out again to the next collector. The journal
+        // stays open: a stalled write that ends before the exit still journals its rows.
         logger.error({ rows: unwritten }, 'shutdown timed out with rows not written');
       } else {
         await settledWithin(writer.close(), left());
+        journal.close();
         logger.info({ signal }, 'stopped');
       }
-      journal.close();
       await flushLog(LOG_FLUSH_DEADLINE_MS);
       process.exit(unwritten > 0 ? 1 : 0);
     })();

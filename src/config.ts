@@ -91,10 +91,17 @@ export const SECRET_VARIABLES: ReadonlySet<string> = new Set(['INGEST_TOKEN', 'R
  * that does not parse.
  */
 export function hideNatsCredentials(value: string): string {
+  // Split only where a new address begins, so a comma inside a password does not end it.
   return value
-    .split(',')
-    .map((address) => address.replace(/^(\s*[a-z][a-z0-9+.-]*:\/\/)?.*@/i, '$1[redacted]@'))
+    .split(/,(?=\s*[a-z][a-z0-9+.-]*:\/\/)/i)
+    .map((address) => address.replace(/^(\s*[a-z][a-z0-9+.-]*:\/\/)?[\s\S]*@/i, '$1[redacted]@'))
     .join(',');
+}
+
+/** A NATS_URL address that passed the checks, for the log: scheme and host, credentials as [redacted]. */
+function loggableNatsUrl(url: string): string {
+  const parsed = new URL(url);
+  return `${parsed.protocol}//${parsed.username !== '' || parsed.password !== '' ? '[redacted]@' : ''}${parsed.host}`;
 }
 
 /**
@@ -166,6 +173,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
   const credsFile = (value: string | undefined): string | undefined => {
     if (value === undefined) return undefined;
     const path = resolve(cwd, value);
+    if (raw('NATS_URL') === undefined) return path; // not used without NATS_URL
     return (options.canRead ?? canReadFile)(path) ? path : fail('NATS_CREDS', 'a NATS creds file this user can read', path);
   };
 
@@ -327,6 +335,6 @@ export function redactConfig(config: Config): Record<string, unknown> {
     ...config,
     ingestToken: redact(config.ingestToken),
     readToken: redact(config.readToken),
-    natsUrl: config.natsUrl?.map(hideNatsCredentials),
+    natsUrl: config.natsUrl?.map(loggableNatsUrl),
   };
 }

@@ -96,11 +96,29 @@ export function flattenReading(object: Record<string, unknown>, where: string, k
       if (key === '') throw new BadRequestError(`${where}a key is empty${prefix ? ` under '${prefix.slice(0, -1)}'` : ''}`, 'BAD_KEY');
       const value = node[marked];
       if (isPlainObject(value)) visit(value, `${prefix + key}.`, depth + 1);
-      else reading.add(prefix + key, cellText(value, keyMark));
+      else if (Array.isArray(value) && nestsDeeperThan(value, MAX_DEPTH - depth)) {
+        throw new BadRequestError(`${where}key '${prefix + key}' nests deeper than ${MAX_DEPTH} levels`, 'TOO_DEEP');
+      } else reading.add(prefix + key, cellText(value, keyMark));
     }
   };
   visit(object, '', 1);
   return reading.build();
+}
+
+/**
+ * Whether an array cell holds arrays or objects more than `levels` deep (the
+ * array itself is one). Counted without recursion: JSON.parse takes any depth,
+ * and JSON.stringify of a very deep one would overflow the stack.
+ */
+function nestsDeeperThan(value: unknown[], levels: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const [node, depth] = next;
+    if (typeof node !== 'object' || node === null) continue;
+    if (depth > levels) return true;
+    for (const child of Object.values(node)) stack.push([child, depth + 1]);
+  }
+  return false;
 }
 
 /** SPEC section 9: null is empty, booleans true/false, numbers as JavaScript prints them. */

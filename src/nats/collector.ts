@@ -202,6 +202,9 @@ export function startCollector(deps: CollectorDeps): Collector {
   let inHand: readonly JsMsg[] = [];
   /** Messages JetStream has handed over that no batch has taken yet. */
   let waiting: JsMsg[] = [];
+  /** Wakes the reading loop when it waits for room in `waiting`. */
+  let roomMade: (() => void) | undefined;
+  const wakeReader = (): void => roomMade?.();
 
   const running = (async () => {
     try {
@@ -247,9 +250,14 @@ export function startCollector(deps: CollectorDeps): Collector {
           stopConsuming = () => void messages.stop();
           waiting = [];
           let arrived: (() => void) | undefined;
-          let roomMade: (() => void) | undefined;
+          roomMade = undefined;
           const reading = (async () => {
             for await (const msg of messages) {
+              // Stopping: what still comes is given back, like what waits (see close()).
+              if (closed) {
+                msg.nak(NAK_DELAY_MS);
+                continue;
+              }
               waiting.push(msg);
               arrived?.();
               // While the writer is slow (a full disk), stop taking messages: memory stays bounded,
@@ -266,11 +274,11 @@ export function startCollector(deps: CollectorDeps): Collector {
             // Once taken, a batch is written, journaled and acked even if a stop comes meanwhile.
             inHand = waiting.splice(0, batchMax);
             busy = handle(inHand);
-            roomMade?.();
+            wakeReader();
             await busy;
           }
           messages.stop();
-          roomMade?.();
+          wakeReader();
           await reading;
         } catch (error) {
           if (closed) break;
@@ -291,6 +299,9 @@ export function startCollector(deps: CollectorDeps): Collector {
       const left = deadlineIn(deadlineMs);
       closed = true;
       idle.wake();
+      // Let the reading loop give back what the client holds before the stop throws it away.
+      wakeReader();
+      await new Promise((resolve) => setImmediate(resolve));
       stopConsuming?.();
       // A batch in hand is finished (written, journaled, acked) unless the writer cannot write.
       const finished = await settledWithin(busy, left() - CLOSE_RESERVE_MS);

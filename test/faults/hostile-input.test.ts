@@ -67,6 +67,8 @@ describe('hostile input', () => {
   it.each([
     ['10,000 nested arrays', `${'['.repeat(10_000)}${']'.repeat(10_000)}`, 400],
     ['10,000 nested objects', `${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}`, 400],
+    ['100,000 nested arrays as a value', `{"a":${'['.repeat(100_000)}${']'.repeat(100_000)}}`, 400],
+    ['the same with an integer-like key', `{"1":0,"a":${'['.repeat(100_000)}${']'.repeat(100_000)}}`, 400],
     ['a 200,000-character key', JSON.stringify({ ['k'.repeat(200_000)]: 1 }), 400],
     ['100,000 keys', JSON.stringify(Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`k${i}`, i]))), 413],
     ['100,000 short keys', JSON.stringify(Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [i.toString(36), 1]))), 400],

@@ -30,6 +30,15 @@ describe('parseReadings', () => {
     expect(parseReadings({ b: 1, a: 2 }, limits)[0]?.columns).toEqual(['b', 'a']);
   });
 
+  it('counts arrays toward the nesting depth: 16 levels in all, a very deep one a 400, not a stack overflow', () => {
+    const nested = (levels: number): unknown => (levels === 0 ? 1 : [nested(levels - 1)]);
+    expect(parseReadings({ a: nested(15) }, limits)[0]?.cells).toEqual([JSON.stringify(nested(15))]);
+    expect(reject({ a: nested(16) })).toEqual({ status: 400, code: 'TOO_DEEP', message: "key 'a' nests deeper than 16 levels" });
+    expect(reject({ b: { a: [{ c: nested(14) }] } })).toMatchObject({ code: 'TOO_DEEP', message: "key 'b.a' nests deeper than 16 levels" });
+    const deep = JSON.parse(`{"a":${'['.repeat(100_000)}${']'.repeat(100_000)}}`) as Record<string, unknown>;
+    expect(reject(deep)).toMatchObject({ status: 400, code: 'TOO_DEEP' });
+  });
+
   it('prints numbers as JavaScript does', () => {
     expect(parseReadings({ a: 1e21, b: 0.1, c: -0 }, limits)[0]?.cells).toEqual(['1e+21', '0.1', '0']);
   });
