@@ -134,6 +134,13 @@ export function runServer(env: Record<string, string>, entry = MAIN, cwd = ROOT)
   };
 }
 
+/** SIGKILLs a server a test left running, and waits for it to exit; nothing if it has exited. */
+export async function killServer(server: ServerProcess | undefined): Promise<void> {
+  if (server === undefined) return;
+  if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
+  await server.exited;
+}
+
 /**
  * Starts the built server on a free port with temp-style directories and
  * waits until `/healthz` answers.

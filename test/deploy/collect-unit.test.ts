@@ -4,12 +4,12 @@
  * deploy/sensor-ingest.service, `systemd-analyze verify`, and a settings
  * file whose every variable is a documented one that loads.
  */
-import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULTS, loadConfig } from '../../src/config.js';
 import { ROOT, tempDir } from '../helpers.js';
+import { NO_SYSTEMD_ANALYZE, directives, verifyUnit } from './unit-file.js';
 
 const UNIT = join(ROOT, 'deploy', 'sensor-ingest-collect.service');
 const INGEST_UNIT = join(ROOT, 'deploy', 'sensor-ingest.service');
@@ -20,16 +20,6 @@ beforeEach(() => {
   dir = tempDir();
 });
 afterEach(() => dir.cleanup());
-
-/** `Key=value` lines of a unit, by key (repeated keys keep every value). */
-function directives(text: string): Map<string, string[]> {
-  const map = new Map<string, string[]>();
-  for (const line of text.split('\n')) {
-    const match = /^([A-Za-z]+)=(.*)$/.exec(line);
-    if (match) map.set(match[1] as string, [...(map.get(match[1] as string) ?? []), match[2] as string]);
-  }
-  return map;
-}
 
 /** `NAME=value` assignments of an environment file, in order. */
 function assignments(text: string): Array<[string, string]> {
@@ -75,18 +65,13 @@ describe('deploy/sensor-ingest-collect.service', () => {
   });
 
   it('passes systemd-analyze verify', (context) => {
-    const probe = spawnSync('systemd-analyze', ['--version']);
-    if (probe.error) {
-      context.skip('systemd-analyze is not installed (Debian package systemd; .ci/run installs it)');
+    const verified = verifyUnit(UNIT, dir.path);
+    if (verified === null) {
+      context.skip(NO_SYSTEMD_ANALYZE);
       return;
     }
-    // The one allowed rewrite, as for sensor-ingest.service: ExecStart's binary path to this
-    // machine's node (verify checks that the binary exists, not dist/collect.js).
-    const copy = join(dir.path, 'sensor-ingest-collect.service');
-    writeFileSync(copy, readFileSync(UNIT, 'utf8').replace('ExecStart=/usr/bin/node ', `ExecStart=${process.execPath} `));
-    const result = spawnSync('systemd-analyze', ['verify', copy], { encoding: 'utf8' });
-    expect(result.stderr + result.stdout).toBe('');
-    expect(result.status).toBe(0);
+    expect(verified.output).toBe('');
+    expect(verified.status).toBe(0);
   });
 });
 

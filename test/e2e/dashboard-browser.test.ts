@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LAN_HOST, chromiumAvailable, launchChromium } from '../browser.js';
-import { ROOT, type ServerProcess, postJson, startServer, tempDir, waitFor } from '../helpers.js';
+import { type ServerProcess, killServer, postJson, ROOT, startServer, tempDir, waitFor } from '../helpers.js';
 
 const READ_TOKEN = 'dashboard-read-token';
 const ARTIFACTS = join(ROOT, 'test', 'artifacts');
@@ -69,10 +69,7 @@ describe.runIf(run)('the dashboard in Chromium', () => {
 
   afterAll(async () => {
     await browser?.close();
-    if (server !== undefined && server.child.exitCode === null) {
-      server.child.kill('SIGKILL');
-      await server.exited;
-    }
+    await killServer(server);
     dir?.cleanup();
   });
 

@@ -8,17 +8,13 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DashboardState } from '../../src/dashboard/live-points.js';
 import { openEventStream } from '../event-stream.js';
-import { type ServerProcess, postJson, startServer, tempDir } from '../helpers.js';
+import { type ServerProcess, killServer, postJson, startServer, tempDir } from '../helpers.js';
 
 let dir: ReturnType<typeof tempDir> | undefined;
 let server: ServerProcess | undefined;
 
 afterEach(async () => {
-  const child = server?.child;
-  if (child !== undefined && child.exitCode === null && child.signalCode === null) {
-    child.kill('SIGKILL');
-    await server?.exited;
-  }
+  await killServer(server);
   server = undefined;
   dir?.cleanup();
   dir = undefined;

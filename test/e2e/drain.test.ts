@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, pool, readCsv, startServer, tempDir, waitFor } from '../helpers.js';
+import { type ServerProcess, killServer, pool, readCsv, startServer, tempDir, waitFor } from '../helpers.js';
 
 const REQUESTS = 3000;
 const IN_FLIGHT = 100;
@@ -14,11 +14,7 @@ let dir: { path: string; cleanup: () => void } | undefined;
 let server: ServerProcess | undefined;
 
 afterEach(async () => {
-  const child = server?.child;
-  if (child !== undefined && child.exitCode === null && child.signalCode === null) {
-    child.kill('SIGKILL');
-    await server?.exited;
-  }
+  await killServer(server);
   server = undefined;
   dir?.cleanup();
   dir = undefined;

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, postJson, readCsv, startServer, tempDir, waitFor } from '../helpers.js';
+import { type ServerProcess, killServer, postJson, readCsv, startServer, tempDir, waitFor } from '../helpers.js';
 
 const QUEUE_MAX = 20;
 const WRITE_RETRIES = 2;
@@ -20,11 +20,8 @@ let cleanup: (() => void) | undefined;
 afterEach(async () => {
   await release?.().catch(() => {});
   release = undefined;
-  if (server !== undefined) {
-    if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
-    await server.exited;
-    server = undefined;
-  }
+  await killServer(server);
+  server = undefined;
   cleanup?.();
   cleanup = undefined;
 });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LOCK_OPTIONS } from '../../src/writer/write-batch.js';
-import { type ServerProcess, postJson, startServer, tempDir, waitFor } from '../helpers.js';
+import { type ServerProcess, killServer, postJson, startServer, tempDir, waitFor } from '../helpers.js';
 
 let dir: ReturnType<typeof tempDir>;
 let server: ServerProcess | undefined;
@@ -15,10 +15,7 @@ beforeEach(() => {
   dir = tempDir();
 });
 afterEach(async () => {
-  if (server !== undefined && server.child.exitCode === null) {
-    server.child.kill('SIGKILL');
-    await server.exited;
-  }
+  await killServer(server);
   server = undefined;
   dir.cleanup();
 });

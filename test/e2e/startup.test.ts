@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { type Server, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, freePort, postJson, runServer, startServer, tempDir, waitFor } from '../helpers.js';
+import { type ServerProcess, freePort, killServer, postJson, runServer, startServer, tempDir, waitFor } from '../helpers.js';
 
 let dir: { path: string; cleanup: () => void } | undefined;
 let blocker: Server | undefined;
@@ -17,10 +17,7 @@ const servers: ServerProcess[] = [];
 
 afterEach(async () => {
   for (const s of servers.splice(0)) {
-    if (s.child.exitCode === null && s.child.signalCode === null) {
-      s.child.kill('SIGKILL');
-      await s.exited;
-    }
+    await killServer(s);
   }
   if (blocker !== undefined) await new Promise((resolve) => blocker?.close(resolve));
   blocker = undefined;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { afterEach, describe, expect, it } from 'vitest';
 import { csvNameOfState, readFileState, stateDirOf } from '../../src/writer/file-state.js';
-import { type ServerProcess, pool, postJson, startServer, tempDir } from '../helpers.js';
+import { type ServerProcess, killServer, pool, postJson, startServer, tempDir } from '../helpers.js';
 
 const POSTS_PER_SERVER = 1500;
 const CONCURRENCY = 16;
@@ -22,10 +22,7 @@ let servers: ServerProcess[] = [];
 let cleanups: Array<() => void> = [];
 
 afterEach(async () => {
-  for (const server of servers) {
-    if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
-  }
-  await Promise.all(servers.map((server) => server.exited));
+  await Promise.all(servers.map(killServer));
   servers = [];
   for (const cleanup of cleanups) cleanup();
   cleanups = [];

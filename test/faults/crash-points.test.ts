@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, readCsv, startServer, tempDir } from '../helpers.js';
+import { type ServerProcess, killServer, readCsv, startServer, tempDir } from '../helpers.js';
 
 const ROUNDS = 20;
 /** The loop stops early (still asserting) if the rounds take longer than this. */
@@ -18,10 +18,7 @@ beforeEach(() => {
   dir = tempDir();
 });
 afterEach(async () => {
-  if (server !== undefined && server.child.exitCode === null && server.child.signalCode === null) {
-    server.child.kill('SIGKILL');
-    await server.exited;
-  }
+  await killServer(server);
   server = undefined;
   dir.cleanup();
 });

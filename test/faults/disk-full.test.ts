@@ -8,7 +8,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NO_TMPFS, fill, mountTmpfs, unmountAll } from '../disk.js';
-import { type ServerProcess, postJson, readCsv, startServer, tempDir, waitFor } from '../helpers.js';
+import { type ServerProcess, killServer, postJson, readCsv, startServer, tempDir, waitFor } from '../helpers.js';
 
 let dir: ReturnType<typeof tempDir>;
 let server: ServerProcess | undefined;
@@ -17,10 +17,7 @@ beforeEach(() => {
   dir = tempDir();
 });
 afterEach(async () => {
-  if (server !== undefined && server.child.exitCode === null) {
-    server.child.kill('SIGKILL');
-    await server.exited;
-  }
+  await killServer(server);
   server = undefined;
   unmountAll();
   dir.cleanup();

@@ -12,7 +12,7 @@ import { connect } from '@nats-io/transport-node';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { encodeRowMessage, messageId } from '../../src/nats/row-message.js';
 import { NO_TMPFS, fill, mountTmpfs, unmountAll } from '../disk.js';
-import { type ServerProcess, tempDir, waitFor } from '../helpers.js';
+import { type ServerProcess, killServer, tempDir, waitFor } from '../helpers.js';
 import { requireNatsServer, startNats, stopAllNats } from '../nats-harness.js';
 import { duplicateIds, metricSum, rowsOf, startCollector } from './edge-central.js';
 
@@ -21,10 +21,7 @@ let dir: ReturnType<typeof tempDir> | undefined;
 let collector: ServerProcess | undefined;
 
 afterEach(async () => {
-  if (collector !== undefined && collector.child.exitCode === null && collector.child.signalCode === null) {
-    collector.child.kill('SIGKILL');
-    await collector.exited;
-  }
+  await killServer(collector);
   unmountAll();
   dir?.cleanup();
 });

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LOG_FILES_KEPT, createLogger } from '../../src/logger.js';

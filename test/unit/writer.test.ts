@@ -2,7 +2,7 @@ import * as nodeFs from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Reading } from '../../src/reading.js';
-import type { BatchResult, BatchTask } from '../../src/writer/batch.js';
+import type { BatchTask } from '../../src/writer/batch.js';
 import { type BatchRunner, createInlineRunner } from '../../src/writer/runners.js';
 import { defaultWriteDeps } from '../../src/writer/write-batch.js';
 import type { WriterFs } from '../../src/writer/writer-fs.js';
