@@ -21,7 +21,7 @@ import type { FileWritten } from '../writer/batch.js';
 import type { Writer } from '../writer/writer.js';
 import type { CollectJournal, WrittenRow } from './collect-journal.js';
 import type { CollectMetrics } from './collect-metrics.js';
-import { type NatsConfig, connectUntilDone, ensureStream, managerOf, safeMessage } from './connection.js';
+import { type NatsConfig, connectAndFollow, ensureStream, managerOf, safeMessage } from './connection.js';
 import { createPause } from './pause.js';
 import { deadlineIn, settledWithin } from '../deadline.js';
 import { type RowMessage, type RowOrigin, cellColumns, messageId, rowBytes, validateRowMessage } from './row-message.js';
@@ -209,27 +209,12 @@ export function startCollector(deps: CollectorDeps): Collector {
   const running = (async () => {
     try {
       log.info({ servers: config.natsUrl?.length, stream: config.natsStream, consumer: config.collectConsumer }, 'connecting to NATS');
-      nc = await connectUntilDone(config, 'sensor-ingest collector', () => !closed, (error, attempt) => {
-        if (attempt % 10 === 0) log.error({ err: safeMessage(error), attempt }, 'cannot connect to NATS; trying again');
+      nc = await connectAndFollow(config, 'sensor-ingest collector', log, {
+        stillWanted: () => !closed,
+        onChange: (now) => (connected = now),
+        dropMessage: 'disconnected from NATS',
       });
       if (nc === undefined) return;
-      if (closed) {
-        await nc.close();
-        return;
-      }
-      connected = true;
-      log.info({ server: nc.getServer() }, 'connected to NATS');
-      void (async () => {
-        for await (const status of (nc as NatsConnection).status()) {
-          if (status.type === 'disconnect') {
-            connected = false;
-            log.warn('disconnected from NATS');
-          } else if (status.type === 'reconnect') {
-            connected = true;
-            log.info({ server: status.server }, 'reconnected to NATS');
-          }
-        }
-      })();
       for (let attempt = 0; !closed; attempt++) {
         try {
           await ensureConsumer();

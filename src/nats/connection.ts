@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { type JetStreamManager, RetentionPolicy, StorageType, jetstreamManager } from '@nats-io/jetstream';
 import { type NatsConnection, connect, credsAuthenticator } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 
 export type NatsConfig = Pick<Config, 'natsUrl' | 'natsCreds' | 'natsSubjectPrefix' | 'natsStream' | 'natsReplicas'>;
@@ -51,6 +52,46 @@ export function splitCredentials(urls: readonly string[]): { servers: string[]; 
     return `${parsed.protocol}//${parsed.host}`;
   });
   return { servers, ...(user === undefined ? {} : { user, pass }) };
+}
+
+/** What connectAndFollow tells its caller, and what it logs a drop as. */
+export interface ConnectionWatch {
+  /** Still wanted: checked between attempts, and once connected (a close may have come meanwhile). */
+  readonly stillWanted: () => boolean;
+  /** True once connected and at each reconnect, false at each drop. */
+  readonly onChange: (connected: boolean) => void;
+  /** The WARN at a drop. */
+  readonly dropMessage: string;
+}
+
+/**
+ * Connects as connectUntilDone does, logging every 10th failed attempt as an
+ * ERROR and the connection as an INFO, then follows it: a WARN at each drop,
+ * an INFO at each reconnect. Undefined if no longer wanted first.
+ */
+export async function connectAndFollow(config: NatsConfig, name: string, log: Logger, watch: ConnectionWatch): Promise<NatsConnection | undefined> {
+  const nc = await connectUntilDone(config, name, watch.stillWanted, (error, attempt) => {
+    if (attempt % 10 === 0) log.error({ err: safeMessage(error), attempt }, 'cannot connect to NATS; trying again');
+  });
+  if (nc === undefined) return undefined;
+  if (!watch.stillWanted()) {
+    await nc.close();
+    return undefined;
+  }
+  watch.onChange(true);
+  log.info({ server: nc.getServer() }, 'connected to NATS');
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === 'disconnect') {
+        watch.onChange(false);
+        log.warn(watch.dropMessage);
+      } else if (status.type === 'reconnect') {
+        watch.onChange(true);
+        log.info({ server: status.server }, 'reconnected to NATS');
+      }
+    }
+  })();
+  return nc;
 }
 
 /** Connects, trying again every few seconds for as long as `stillWanted()` (a bad password, a TLS error). */

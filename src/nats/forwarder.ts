@@ -26,7 +26,7 @@ import type { Config } from '../config.js';
 import { RECEIVED_AT } from '../csv.js';
 import { streamFileOf } from '../stream-files.js';
 import { type FileState, STATE_DIR, csvNameOfState, readFileState, stateDirOf } from '../writer/file-state.js';
-import { type NatsConfig, connectUntilDone, ensureStream, managerOf, safeMessage, subjectOf } from './connection.js';
+import { type NatsConfig, connectAndFollow, ensureStream, managerOf, safeMessage, subjectOf } from './connection.js';
 import { type CursorStore, createCursorStore } from './cursor-store.js';
 import { scanRows } from '../writer/repair.js';
 import { readHeaderRecord, readRecords } from './csv-reader.js';
@@ -160,20 +160,6 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
     }
   }
 
-  async function watchStatus(connection: NatsConnection): Promise<void> {
-    for await (const status of connection.status()) {
-      if (status.type === 'disconnect') {
-        connected = false;
-        metrics.connected(false);
-        log.warn('disconnected from NATS; rows wait in the CSV files');
-      } else if (status.type === 'reconnect') {
-        connected = true;
-        metrics.connected(true);
-        log.info({ server: status.server }, 'reconnected to NATS');
-        idle.wake();
-      }
-    }
-  }
 
   /** The files to look at, by stream, oldest first. */
   function listFiles(): StreamCsv[] {
@@ -383,18 +369,16 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
   async function connectAndEnsureStream(): Promise<void> {
     try {
       log.info({ servers: config.natsUrl?.length, subject: `${config.natsSubjectPrefix}.${config.siteId}.<stream>`, stream: config.natsStream }, 'connecting to NATS');
-      nc = await connectUntilDone(config, `sensor-ingest ${config.siteId}`, () => !closed, (error, attempt) => {
-        if (attempt % 10 === 0) log.error({ err: safeMessage(error), attempt }, 'cannot connect to NATS; trying again');
+      nc = await connectAndFollow(config, `sensor-ingest ${config.siteId}`, log, {
+        stillWanted: () => !closed,
+        onChange: (now) => {
+          connected = now;
+          metrics.connected(now);
+          if (now) idle.wake();
+        },
+        dropMessage: 'disconnected from NATS; rows wait in the CSV files',
       });
       if (nc === undefined) return;
-      if (closed) {
-        await nc.close();
-        return;
-      }
-      connected = true;
-      metrics.connected(true);
-      log.info({ server: nc.getServer() }, 'connected to NATS');
-      void watchStatus(nc);
       const jsm = await managerOf(nc);
       for (let attempt = 0; !closed; attempt++) {
         try {
