@@ -40,29 +40,28 @@ export function createCursorStore(dataDir: string, fs: typeof nodeFs = nodeFs, o
   const known = new Set<string>();
   let flushing: Promise<void> = Promise.resolve();
 
-  async function writeOne(fileId: string, offset: number): Promise<void> {
-    const text = `${String(offset).padStart(DIGITS, '0')}\n`;
-    const path = pathOf(fileId);
-    if (known.has(fileId) || fs.existsSync(path)) {
-      known.add(fileId);
-      // Same length every time: rewritten in place, then fsynced.
-      const handle = await fs.promises.open(path, 'r+');
-      try {
-        await handle.write(text, 0, 'utf8');
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      return;
-    }
-    const temporary = `${path}.tmp`;
-    const handle = await fs.promises.open(temporary, 'w');
+  /** Writes `text` at the start of the file opened with `flags`, and fsyncs it. */
+  async function writeSynced(path: string, flags: 'r+' | 'w', text: string): Promise<void> {
+    const handle = await fs.promises.open(path, flags);
     try {
       await handle.write(text, 0, 'utf8');
       await handle.sync();
     } finally {
       await handle.close();
     }
+  }
+
+  async function writeOne(fileId: string, offset: number): Promise<void> {
+    const text = `${String(offset).padStart(DIGITS, '0')}\n`;
+    const path = pathOf(fileId);
+    if (known.has(fileId) || fs.existsSync(path)) {
+      known.add(fileId);
+      // Same length every time: rewritten in place, then fsynced.
+      await writeSynced(path, 'r+', text);
+      return;
+    }
+    const temporary = `${path}.tmp`;
+    await writeSynced(temporary, 'w', text);
     await fs.promises.rename(temporary, path);
     const folder = await fs.promises.open(dir, 'r');
     try {
