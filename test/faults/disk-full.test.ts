@@ -27,16 +27,21 @@ async function metricsJson(url: string): Promise<Record<string, number>> {
   return (await (await fetch(`${url}/metrics?format=json`)).json()) as Record<string, number>;
 }
 
+/** A 512 KB tmpfs in the test's folder; null (the test skipped) where it cannot be mounted. */
+function smallDisk(context: { skip: (note: string) => void }): string | null {
+  const disk = join(dir.path, 'disk');
+  if (mountTmpfs(disk, '512k')) return disk;
+  context.skip(NO_TMPFS);
+  return null;
+}
+
 describe('disk full', () => {
   it.for([
     ['LOG_DIR elsewhere', false],
     ['LOG_DIR on the same full disk', true],
   ] as const)('retries ENOSPC, turns 503 when the queue fills, and lands every acknowledged row once space is freed (%s)', async ([what, logsOnSameDisk], context) => {
-    const disk = join(dir.path, 'disk');
-    if (!mountTmpfs(disk, '512k')) {
-      context.skip(NO_TMPFS);
-      return;
-    }
+    const disk = smallDisk(context);
+    if (disk === null) return;
     const dataDir = join(disk, 'data');
     server = await startServer({
       DATA_DIR: dataDir,
@@ -94,11 +99,8 @@ describe('disk full', () => {
   });
 
   it('SIGTERM while the disk is full: an ERROR with the count of rows not written, and exit 1 within SHUTDOWN_TIMEOUT_SEC (SPEC 7)', async (context) => {
-    const disk = join(dir.path, 'disk');
-    if (!mountTmpfs(disk, '512k')) {
-      context.skip(NO_TMPFS);
-      return;
-    }
+    const disk = smallDisk(context);
+    if (disk === null) return;
     const dataDir = join(disk, 'data');
     server = await startServer({
       DATA_DIR: dataDir,

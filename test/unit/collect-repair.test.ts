@@ -43,6 +43,20 @@ const recordingLock: LockFile = async (locked) => {
 const write = async (fileName: string, rows: ReturnType<typeof row>[]) =>
   (await writeFileBatch(dir.path, { fileName, rows }, { ...defaultWriteDeps, now: () => at })) as FileWritten;
 
+/**
+ * One journaled row, then one written but never journaled, then an archive-and-widen
+ * cut short after the mark and the first rename (data.csv is now the archive).
+ */
+async function archiveMoveWithUnjournaledRow(): Promise<{ first: FileWritten; old: FileState }> {
+  const first = await write('site-a/data.csv', [row(['a'], ['1'])]);
+  journal.append(new Map([[first.fileId as string, first.end as number]]), []);
+  await write('site-a/data.csv', [row(['a'], ['2'])]); // written, never journaled
+  const old = stateOf('site-a/data.csv') as FileState;
+  markArchiving(nodeFs, path('site-a/data.csv'), old, 'data.20261123T101500Z.csv');
+  renameSync(path('site-a/data.csv'), path('site-a/data.20261123T101500Z.csv'));
+  return { first, old };
+}
+
 const repair = () => cutUnjournaledRows({ dataDir: dir.path, journal, fs: nodeFs, lock: recordingLock, now: () => at + 60_000 });
 
 describe('cutUnjournaledRows', () => {
@@ -109,12 +123,7 @@ describe('cutUnjournaledRows', () => {
   // (the writer was idle), the rest bringing a new key. A crash before the journal
   // append leaves the first row unjournaled in what became the archive.
   it('cuts unjournaled rows out of the archive of a move it completes (the archive sorts first and, stateless, was skipped)', async () => {
-    const first = await write('site-a/data.csv', [row(['a'], ['1'])]);
-    journal.append(new Map([[first.fileId as string, first.end as number]]), []);
-    await write('site-a/data.csv', [row(['a'], ['2'])]); // written, never journaled
-    const old = stateOf('site-a/data.csv') as FileState;
-    markArchiving(nodeFs, path('site-a/data.csv'), old, 'data.20261123T101500Z.csv');
-    renameSync(path('site-a/data.csv'), path('site-a/data.20261123T101500Z.csv'));
+    const { first, old } = await archiveMoveWithUnjournaledRow();
     writeFileSync(path('site-a/data.csv'), 'received_at,a,b\n2026-11-23T10:15:00.000Z,,3\n');
 
     await repair();
@@ -124,12 +133,7 @@ describe('cutUnjournaledRows', () => {
   });
 
   it('cuts unjournaled rows out of an archive whose move was cut short before the current file came back', async () => {
-    const first = await write('site-a/data.csv', [row(['a'], ['1'])]);
-    journal.append(new Map([[first.fileId as string, first.end as number]]), []);
-    await write('site-a/data.csv', [row(['a'], ['2'])]); // written, never journaled
-    const old = stateOf('site-a/data.csv') as FileState;
-    markArchiving(nodeFs, path('site-a/data.csv'), old, 'data.20261123T101500Z.csv');
-    renameSync(path('site-a/data.csv'), path('site-a/data.20261123T101500Z.csv'));
+    const { first } = await archiveMoveWithUnjournaledRow();
     // The crash came between the renames: data.csv.new never took data.csv's place.
 
     await repair();
