@@ -90,7 +90,7 @@ export const SECRET_VARIABLES: ReadonlySet<string> = new Set(['INGEST_TOKEN', 'R
  * Everything up to the last `@` of each address goes, even in an address
  * that does not parse.
  */
-export function hideNatsCredentials(value: string): string {
+function hideNatsCredentials(value: string): string {
   // Split only where a new address begins, so a comma inside a password does not end it.
   return value
     .split(/,(?=\s*[a-z][a-z0-9+.-]*:\/\/)/i)

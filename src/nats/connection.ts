@@ -95,7 +95,7 @@ export async function connectAndFollow(config: NatsConfig, name: string, log: Lo
 }
 
 /** Connects, trying again every few seconds for as long as `stillWanted()` (a bad password, a TLS error). */
-export async function connectUntilDone(config: NatsConfig, name: string, stillWanted: () => boolean, onError: (error: unknown, attempt: number) => void): Promise<NatsConnection | undefined> {
+async function connectUntilDone(config: NatsConfig, name: string, stillWanted: () => boolean, onError: (error: unknown, attempt: number) => void): Promise<NatsConnection | undefined> {
   for (let attempt = 0; stillWanted(); attempt++) {
     try {
       return await connectNats(config, name);
