@@ -48,6 +48,12 @@ export interface Config {
   readonly natsReplicas: number;
   readonly siteId: string;
   readonly collectConsumer: string;
+  /** SPEC section 11: most columns in one request and in one file's header. */
+  readonly maxColumns: number;
+  /** SPEC section 11: bytes of encoded rows the queue holds, beside its row count. */
+  readonly writeQueueMaxBytes: number;
+  /** SPEC section 11: a write or fsync unfinished after this counts as stalled (hung). */
+  readonly writeTimeoutSec: number;
 }
 
 /** SPEC section 2's defaults, as the strings an operator would write. */
@@ -79,6 +85,9 @@ export const DEFAULTS = Object.freeze({
   NATS_STREAM: 'SENSORS',
   NATS_REPLICAS: '1',
   COLLECT_CONSUMER: 'sensor-ingest-collector',
+  MAX_COLUMNS: '1024',
+  WRITE_QUEUE_MAX_BYTES: '33554432',
+  WRITE_TIMEOUT_SEC: '30',
 });
 
 /** Variables whose values are secrets: never echoed in errors or logs. */
@@ -260,6 +269,9 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     natsReplicas: whole('NATS_REPLICAS', 1, 5),
     siteId,
     collectConsumer: natsToken('COLLECT_CONSUMER'),
+    maxColumns: whole('MAX_COLUMNS', 1, 100_000),
+    writeQueueMaxBytes: whole('WRITE_QUEUE_MAX_BYTES', 1024, 17_179_869_184),
+    writeTimeoutSec: seconds('WRITE_TIMEOUT_SEC'),
   };
 
   if (problems.length > 0) throw new ConfigError(problems);

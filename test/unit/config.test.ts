@@ -56,6 +56,9 @@ describe('loadConfig', () => {
       natsReplicas: 1,
       siteId: 'sensor-pi',
       collectConsumer: 'sensor-ingest-collector',
+      maxColumns: 1024,
+      writeQueueMaxBytes: 33554432,
+      writeTimeoutSec: 30,
     });
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.keys(DEFAULTS)).toContain('WRITE_QUEUE_MAXSIZE');
@@ -156,6 +159,13 @@ describe('loadConfig', () => {
     expect(problemsOf({ NATS_REPLICAS: '4x' })).toEqual(["NATS_REPLICAS must be a whole number from 1 to 5; got '4x'"]);
     expect(problemsOf({ RATE_LIMIT_PER_MIN: '-1' })).toEqual([
       "RATE_LIMIT_PER_MIN must be a whole number from 0 to 1000000; got '-1'",
+    ]);
+    expect(problemsOf({ MAX_COLUMNS: '0' })).toEqual(["MAX_COLUMNS must be a whole number from 1 to 100000; got '0'"]);
+    expect(problemsOf({ WRITE_QUEUE_MAX_BYTES: '32M' })).toEqual([
+      "WRITE_QUEUE_MAX_BYTES must be a whole number from 1024 to 17179869184; got '32M'",
+    ]);
+    expect(problemsOf({ WRITE_TIMEOUT_SEC: '-5' })).toEqual([
+      "WRITE_TIMEOUT_SEC must be a number of seconds greater than 0 and at most 2147483; got '-5'",
     ]);
   });
 
