@@ -15,12 +15,18 @@ export interface ReadingLimits {
   readonly maxBatchRows: number;
 }
 
-/** SPEC section 9: at most 1024 columns per reading and nesting depth 16. */
-export const MAX_COLUMNS = 1024;
+/**
+ * A reading's columns stop being collected past this (MAX_COLUMNS' own ceiling);
+ * the configured MAX_COLUMNS is checked over the whole request (checkRequestWidth).
+ */
+const MAX_READING_COLUMNS = 100_000;
+/** SPEC section 9: nesting depth 16. */
 export const MAX_DEPTH = 16;
 export const MAX_KEY_LENGTH = 128;
 // Unicode category Cc: C0 controls, DEL and C1 controls.
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+// With the u flag a surrogate pair is one code point, so this finds only a lone half: text that is not well-formed.
+const LONE_SURROGATE = /\p{Cs}/u;
 
 /**
  * A JSON object is one reading; an array of 1..maxBatchRows objects is a
@@ -68,9 +74,12 @@ export class ReadingBuilder {
     if (earlier !== undefined) {
       throw new BadRequestError(`${this.where}keys '${earlier}' and '${name}' land on the same column`, 'DUPLICATE_KEY');
     }
+    if (LONE_SURROGATE.test(cell)) {
+      throw new BadRequestError(`${this.where}the value of key ${JSON.stringify(name)} is not well-formed Unicode (a lone surrogate)`, 'BAD_TEXT');
+    }
     this.seen.set(column, name);
-    if (this.columns.length === MAX_COLUMNS) {
-      throw new BadRequestError(`${this.where}the reading has more than ${MAX_COLUMNS} columns`, 'TOO_MANY_COLUMNS');
+    if (this.columns.length === MAX_READING_COLUMNS) {
+      throw new BadRequestError(`${this.where}the reading has more than ${MAX_READING_COLUMNS} columns`, 'TOO_MANY_COLUMNS');
     }
     this.columns.push(name);
     this.cells.push(cell);
@@ -149,6 +158,28 @@ export function checkKey(name: string, where: string): void {
   }
   if (CONTROL_CHARS.test(name)) {
     throw new BadRequestError(`${where}key ${JSON.stringify(name)} holds a control character`, 'BAD_KEY');
+  }
+  // SPEC section 11: a lone surrogate would be written as U+FFFD and read back as another key.
+  if (LONE_SURROGATE.test(name)) {
+    throw new BadRequestError(`${where}key ${JSON.stringify(name)} is not well-formed Unicode (a lone surrogate)`, 'BAD_KEY');
+  }
+}
+
+/**
+ * SPEC section 11: the columns of one request (the union over its readings,
+ * as header cells) are at most MAX_COLUMNS, so no request widens a file by
+ * more, and a file whose header would pass it can start again with them.
+ */
+export function checkRequestWidth(readings: readonly Reading[], maxColumns: number): void {
+  const columns = new Set<string>();
+  for (const reading of readings) {
+    for (const column of reading.columns) columns.add(guardCell(column));
+    if (columns.size > maxColumns) {
+      throw new BadRequestError(
+        `the request has more than ${maxColumns} columns (MAX_COLUMNS) over its readings; send fewer keys or split it`,
+        'TOO_MANY_COLUMNS',
+      );
+    }
   }
 }
 

@@ -189,7 +189,7 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
    */
   function openStable(name: string): { fd: number; state: FileState } | null {
     const path = join(config.dataDir, name);
-    const before = readFileState(nodeFs, path);
+    const before = stateOrNull(path);
     if (before === null || before.archivedAs !== undefined) return null;
     let fd: number;
     try {
@@ -197,7 +197,7 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
     } catch {
       return null;
     }
-    const after = readFileState(nodeFs, path);
+    const after = stateOrNull(path);
     if (after === null || after.archivedAs !== undefined || after.id !== before.id || after.synced < before.synced) {
       nodeFs.closeSync(fd);
       return null;
@@ -330,7 +330,7 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
 
   function orderFiles(files: readonly StreamCsv[]): StreamCsv[] {
     // A stream's files oldest first (creation time from the state), so the central copy keeps the edge's order.
-    const created = (name: string): number => byName.get(name)?.created ?? readFileState(nodeFs, join(config.dataDir, name))?.created ?? 0;
+    const created = (name: string): number => byName.get(name)?.created ?? stateOrNull(join(config.dataDir, name))?.created ?? 0;
     return files
       .map((file) => ({ ...file, created: created(file.name) }))
       .sort((a, b) => a.stream.localeCompare(b.stream) || a.created - b.created || a.name.localeCompare(b.name));
@@ -449,4 +449,13 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
       await release?.().catch(() => {});
     },
   };
+}
+
+/** A file's state, or null while it has none or cannot be read now (EMFILE): the file waits for the next pass. */
+function stateOrNull(csvPath: string): FileState | null {
+  try {
+    return readFileState(nodeFs, csvPath);
+  } catch {
+    return null;
+  }
 }

@@ -49,9 +49,15 @@ export function createOpsRouter(deps: OpsDeps): Router {
     );
     const alive = writer.isAlive();
     const checks = {
-      writer: { ok: alive && !writer.stalled, alive, stalled: writer.stalled },
+      writer: { ok: alive && !writer.stalled, alive, stalled: writer.stalled, hung: writer.hung },
       data_dir: { ok: dataDirWritable, path: deps.dataDir },
-      queue: { ok: writer.length < writer.capacity, length: writer.length, max: writer.capacity },
+      queue: {
+        ok: writer.length < writer.capacity && writer.bytes < writer.capacityBytes,
+        length: writer.length,
+        max: writer.capacity,
+        bytes: writer.bytes,
+        max_bytes: writer.capacityBytes,
+      },
       ...deps.readyChecks?.(),
     };
     const ok = Object.values(checks).every((check) => check.ok);

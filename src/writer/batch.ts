@@ -14,6 +14,12 @@ export interface FileBatch {
   readonly fileName: string;
   readonly rows: readonly Row[];
   /**
+   * How many rows each request holds, in order (their sum is `rows.length`);
+   * absent, all rows are one request. A request's rows always go whole into
+   * one file (SPEC section 11).
+   */
+  readonly requests?: readonly number[];
+  /**
    * Set when a thread died while writing these rows: where its write began.
    * Rows already there are not written again.
    */
@@ -25,6 +31,8 @@ export interface BatchTask {
   /** Numbers the task in the write journal. */
   readonly seq: number;
   readonly dataDir: string;
+  /** SPEC section 11: most columns a file's header holds (besides received_at); absent, no limit. */
+  readonly maxColumns?: number;
   readonly files: readonly FileBatch[];
 }
 
@@ -39,6 +47,14 @@ export interface FileWritten {
   /** Set when a new key archived the old file (SPEC section 4). */
   readonly archivedAs?: string;
   readonly addedColumns?: readonly string[];
+  /** Set when widening would have passed MAX_COLUMNS: the new file starts with the request's own columns. */
+  readonly reset?: true;
+  /**
+   * Rows of the batch's last requests left for the next commit: they would
+   * have passed MAX_COLUMNS in the file this commit wrote, and the next one
+   * starts a file of their own. Not a failure.
+   */
+  readonly deferredRows?: number;
   /** Set when a cut row left by a crashed writer was moved aside first. */
   readonly repaired?: { readonly partialFile: string; readonly bytes: number };
   /** Rows a dead thread had already written, found in place and not written again. */

@@ -68,21 +68,36 @@ export function parseFileState(text: string): FileState | null {
   return { id, created: Number(created), synced: Number(synced), ...(archivedAs === undefined ? {} : { archivedAs }) };
 }
 
-/** The state of `csvPath`, or null when it has none (or an unreadable one). */
+/**
+ * The state of `csvPath`, or null when it has none. Any other failure to read
+ * it (EMFILE, EIO, a line that does not parse) throws (SPEC section 11): taken
+ * as "no state", it would give the file a new id, and its rows would be
+ * forwarded again under it.
+ */
 export function readFileState(fs: Pick<WriterFs, 'openSync' | 'readSync' | 'closeSync'>, csvPath: string): FileState | null {
+  const path = statePathOf(csvPath);
   let fd: number;
   try {
-    fd = fs.openSync(statePathOf(csvPath), 'r');
-  } catch {
-    return null;
+    fd = fs.openSync(path, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
   }
+  let text: string;
   try {
     const buffer = Buffer.alloc(512);
     const read = fs.readSync(fd, buffer, 0, buffer.length, 0);
-    return parseFileState(buffer.toString('utf8', 0, read));
+    text = buffer.toString('utf8', 0, read);
   } finally {
     fs.closeSync(fd);
   }
+  const state = parseFileState(text);
+  if (state === null) {
+    throw Object.assign(new Error(`the file state ${path} does not parse (${JSON.stringify(text.slice(0, 80))}); move it away to give the file a new id`), {
+      code: 'EBADSTATE',
+    });
+  }
+  return state;
 }
 
 /**

@@ -10,6 +10,8 @@ export interface QueueEntry {
   readonly fileName: string;
   readonly stream: string;
   readonly rows: readonly Row[];
+  /** About the bytes the rows take encoded (SPEC section 11's byte bound). */
+  readonly bytes: number;
   /** Called once the fsync covering these rows is done. */
   readonly settle: () => void;
 }
@@ -18,21 +20,32 @@ export class RowQueue {
   private entries: QueueEntry[] = [];
   private readonly inFlight = new Set<QueueEntry>();
   private rowCount = 0;
+  private byteCount = 0;
 
-  constructor(readonly capacity: number) {}
+  /** `capacity` in rows and `capacityBytes` in encoded bytes: an entry must fit both. */
+  constructor(
+    readonly capacity: number,
+    readonly capacityBytes = Number.POSITIVE_INFINITY,
+  ) {}
 
   /** Rows held, including those being written. */
   get length(): number {
     return this.rowCount;
   }
 
-  canTake(rows: number): boolean {
-    return this.rowCount + rows <= this.capacity;
+  /** Encoded bytes held, including those being written. */
+  get bytes(): number {
+    return this.byteCount;
+  }
+
+  canTake(rows: number, bytes = 0): boolean {
+    return this.rowCount + rows <= this.capacity && this.byteCount + bytes <= this.capacityBytes;
   }
 
   push(entry: QueueEntry): void {
     this.entries.push(entry);
     this.rowCount += entry.rows.length;
+    this.byteCount += entry.bytes;
   }
 
   /** Whether rows not being written wait for a file that `isDue` accepts. */
@@ -76,6 +89,7 @@ export class RowQueue {
     this.entries = this.entries.filter((entry) => {
       if (!this.inFlight.has(entry) || !written(entry)) return true;
       this.rowCount -= entry.rows.length;
+      this.byteCount -= entry.bytes;
       return false;
     });
     this.inFlight.clear();

@@ -20,7 +20,7 @@ import { RECEIVED_AT, encodeLine, encodeRows, headerColumns, parseRecord } from 
 import type { BatchResult, BatchTask, FileBatch, FileOutcome, Row } from './batch.js';
 import { archiveFileName } from './file-names.js';
 import { cachedHeader, forgetRowEnd, knownRowEnd, rememberHeader, rememberRowEnd } from './file-memory.js';
-import { type FileState, dropFileState, ensureFileState, markArchiving, newFileId, recordSynced, writeFileStateDurably } from './file-state.js';
+import { type FileState, ensureFileState, markArchiving, newFileId, recordSynced, writeFileStateDurably } from './file-state.js';
 import { type RepairResult, endOfLastRow, repairCutRow } from './repair.js';
 import { type Journal, type ResumePoint, beginTask, noteWrite } from './write-journal.js';
 import { type WriterFs, fsyncDirectory } from './writer-fs.js';
@@ -67,16 +67,24 @@ export const defaultWriteDeps: WriteDeps = Object.freeze({ fs: nodeFs, lock: loc
 export async function writeBatch(task: BatchTask, deps: WriteDeps = defaultWriteDeps): Promise<BatchResult> {
   if (deps.journal !== undefined) beginTask(deps.journal, task.seq);
   const files: FileOutcome[] = [];
-  for (const [index, batch] of task.files.entries()) files.push(await writeFileBatch(task.dataDir, batch, deps, index));
+  for (const [index, batch] of task.files.entries()) {
+    files.push(await writeFileBatch(task.dataDir, batch, deps, index, task.maxColumns));
+  }
   return { files };
 }
 
-export async function writeFileBatch(dataDir: string, batch: FileBatch, deps: WriteDeps, index = 0): Promise<FileOutcome> {
+export async function writeFileBatch(
+  dataDir: string,
+  batch: FileBatch,
+  deps: WriteDeps,
+  index = 0,
+  maxColumns = Number.POSITIVE_INFINITY,
+): Promise<FileOutcome> {
   const path = join(dataDir, batch.fileName);
   let release: (() => Promise<void>) | undefined;
   try {
     release = await deps.lock(path);
-    return appendUnderLock(dataDir, batch, index, path, deps);
+    return appendUnderLock(dataDir, batch, index, path, deps, maxColumns);
   } catch (error) {
     const resume = resumeOf(error);
     return { fileName: batch.fileName, ok: false, code: errorCode(error), message: errorMessage(error), ...(resume === undefined ? {} : { resume }) };
@@ -110,7 +118,7 @@ function closeFile(fs: WriterFs, file: OpenFile): void {
   file.fd = -1;
 }
 
-function appendUnderLock(dataDir: string, batch: FileBatch, index: number, path: string, deps: WriteDeps): FileOutcome {
+function appendUnderLock(dataDir: string, batch: FileBatch, index: number, path: string, deps: WriteDeps, maxColumns: number): FileOutcome {
   const { fs } = deps;
   let file = openForAppend(fs, path);
   try {
@@ -123,42 +131,46 @@ function appendUnderLock(dataDir: string, batch: FileBatch, index: number, path:
       repaired = repairCutRow(fs, dataDir, batch.fileName, deps.now(), from) ?? undefined;
       file = openForAppend(fs, path);
     }
-    const tracked = trackState(() => ensureFileState(fs, path, file.size, deps.now(), () => fs.fsyncSync(file.fd)));
-    const outcome = {
-      fileName: batch.fileName,
-      ok: true as const,
-      ...(repaired === undefined ? {} : { repaired }),
-      ...(tracked.error === undefined ? {} : { stateError: tracked.error }),
-    };
+    // A state that cannot be read or set fails the attempt (SPEC section 11): nothing is written
+    // until the file's identity is known, so it never gets a second id.
+    const state = ensureFileState(fs, path, file.size, deps.now(), () => fs.fsyncSync(file.fd));
+    const outcome = { fileName: batch.fileName, ok: true as const, ...(repaired === undefined ? {} : { repaired }) };
 
-    const wanted = headerColumns(batch.rows);
     const onDisk = file.size === 0 ? null : readHeader(fs, path, file);
-    if (file.size > 0) {
+    const plan = planHeader(file.size === 0 ? null : onDisk, batch, maxColumns);
+    // Later requests that would pass MAX_COLUMNS here wait for the next commit, which starts their file.
+    const taken: FileBatch = plan.rows === batch.rows.length ? batch : { ...batch, rows: batch.rows.slice(0, plan.rows) };
+    const deferred = batch.rows.length - plan.rows;
+    const written = { rows: plan.rows, ...(deferred === 0 ? {} : { deferredRows: deferred }) };
+    if (file.size > 0 && plan.header !== onDisk) {
+      // SPEC section 4: never write under a wrong column. A file without a
+      // whole header, or not starting with received_at (say, Flask10X's),
+      // is archived like one that lacks a key.
+      // Rows a dead attempt already wrote into this file stay here, in what becomes the archive.
+      const resumedRows = onDisk === null ? 0 : rowsAlreadyWritten(fs, file, onDisk, taken);
+      // The old file becomes an archive that vouches for all of it, a dead attempt's rows included.
+      fs.fsyncSync(file.fd);
+      const archived = { state, size: file.size };
+      closeFile(fs, file);
       const known = new Set(onDisk);
-      const added = wanted.filter((column) => !known.has(column));
-      if (onDisk === null || onDisk[0] !== RECEIVED_AT || added.length > 0) {
-        // SPEC section 4: never write under a wrong column. A file without a
-        // whole header, or not starting with received_at (say, Flask10X's),
-        // is archived like one that lacks a key.
-        // Rows a dead attempt already wrote into this file stay here, in what becomes the archive.
-        const resumedRows = onDisk === null ? 0 : rowsAlreadyWritten(fs, file, onDisk, batch);
-        // The old file becomes an archive that vouches for all of it, a dead attempt's rows included.
-        fs.fsyncSync(file.fd);
-        const archived = tracked.state === undefined ? undefined : { state: tracked.state, size: file.size };
-        closeFile(fs, file);
-        const old = (onDisk ?? []).filter((column) => column !== RECEIVED_AT);
-        const header = [RECEIVED_AT, ...old, ...wanted.filter((column) => !old.includes(column))];
-        const widened = replaceWithWidened(dataDir, batch.fileName, batch.rows.slice(resumedRows), index, header, deps, archived);
-        return { ...outcome, ...widened, rows: batch.rows.length, addedColumns: added, ...(resumedRows === 0 ? {} : { resumedRows }) };
-      }
+      const added = plan.header.filter((column) => !known.has(column));
+      const widened = replaceWithWidened(dataDir, batch.fileName, taken.rows.slice(resumedRows), index, plan.header, deps, archived);
+      return {
+        ...outcome,
+        ...widened,
+        ...written,
+        addedColumns: added,
+        ...(plan.reset ? { reset: true as const } : {}),
+        ...(resumedRows === 0 ? {} : { resumedRows }),
+      };
     }
 
     const created = file.size === 0;
-    const header = onDisk ?? [RECEIVED_AT, ...wanted];
+    const header = plan.header;
     const headerText = created ? encodeLine(header) : '';
-    const inPlace = created ? { count: 0, end: 0 } : rowsInPlace(fs, file, header, batch);
+    const inPlace = created ? { count: 0, end: 0 } : rowsInPlace(fs, file, header, taken);
     const resumedRows = inPlace.count;
-    const rows = resumedRows === 0 ? batch.rows : batch.rows.slice(resumedRows);
+    const rows = resumedRows === 0 ? taken.rows : taken.rows.slice(resumedRows);
     const bytes = Buffer.from(headerText + encodeRows(header, rows), 'utf8');
     const rowsStart = resumedRows > 0 ? (batch.resume as ResumePoint).rowsStart : file.size + Buffer.byteLength(headerText);
     if (deps.journal !== undefined) noteWrite(deps.journal, index, { ino: file.ino, rowsStart });
@@ -168,23 +180,64 @@ function appendUnderLock(dataDir: string, batch: FileBatch, index: number, path:
     const ourEnd = file.size + bytes.length;
     if (end === ourEnd) rememberRowEnd(path, file.ino, end);
     else forgetRowEnd(path); // someone appended while we wrote (a lock gone stale): scan next time
-    const synced = tracked.state === undefined ? undefined : trackState(() => recordSynced(fs, path, tracked.state as FileState, ourEnd));
+    const synced = trackState(() => recordSynced(fs, path, state, ourEnd));
     return {
       ...outcome,
-      ...(synced?.state === undefined ? {} : { fileId: synced.state.id, end: ourEnd }),
-      ...(synced?.error === undefined ? {} : { stateError: synced.error }),
-      rows: batch.rows.length,
+      ...(synced.state === undefined ? {} : { fileId: synced.state.id, end: ourEnd }),
+      ...(synced.error === undefined ? {} : { stateError: synced.error }),
+      ...written,
       bytes: bytes.length,
       created,
       fsyncSeconds,
       ...(resumedRows === 0 ? {} : { resumedRows }),
       // Every row of this batch was found in place: the dead attempt may have
       // written later rows (not in this batch) right after them.
-      ...(resumedRows > 0 && resumedRows === batch.rows.length ? { resumeNext: { ino: file.ino, rowsStart: inPlace.end } } : {}),
+      ...(resumedRows > 0 && resumedRows === taken.rows.length ? { resumeNext: { ino: file.ino, rowsStart: inPlace.end } } : {}),
     };
   } finally {
     closeFile(fs, file);
   }
+}
+
+/** What one commit writes to a file: its leading `rows`, under `header`. */
+interface HeaderPlan {
+  /** The header the rows go under: the file's own (same array) when they fit it, else a new file's. */
+  readonly header: readonly string[];
+  readonly rows: number;
+  /** The new header is not a widening of the old one but starts again (SPEC section 11). */
+  readonly reset: boolean;
+}
+
+/**
+ * Walks the batch request by request (SPEC sections 4 and 11). A request
+ * whose columns the header has goes under it; one that brings new keys
+ * widens it (the batch then goes whole into a new file), as long as the
+ * header stays within `maxColumns` besides received_at. A first request that
+ * would pass it starts a new header of its own columns (a reset); a later one
+ * ends what this commit writes, so it starts the next commit's file. A file
+ * already wider than `maxColumns` (written before the limit) is reset too.
+ */
+export function planHeader(onDisk: readonly string[] | null, batch: FileBatch, maxColumns: number): HeaderPlan {
+  const usable = onDisk !== null && onDisk[0] === RECEIVED_AT;
+  let header: readonly string[] | null = usable && onDisk.length - 1 <= maxColumns ? onDisk : null;
+  let reset = usable && header === null;
+  let known = new Set(header);
+  let rows = 0;
+  for (const size of batch.requests ?? [batch.rows.length]) {
+    const columns = headerColumns(size === batch.rows.length ? batch.rows : batch.rows.slice(rows, rows + size));
+    const added = columns.filter((column) => !known.has(column));
+    if (header === null || (added.length > 0 && header.length - 1 + added.length > maxColumns)) {
+      if (header !== null && rows > 0) break; // the next commit starts its file
+      reset ||= header !== null;
+      header = [RECEIVED_AT, ...columns];
+      known = new Set(header);
+    } else if (added.length > 0) {
+      header = [...header, ...added];
+      for (const column of added) known.add(column);
+    }
+    rows += size;
+  }
+  return { header: header ?? [RECEIVED_AT], rows, reset };
 }
 
 /** Whether what was appended since we last knew the file ends part-way through a row. */
@@ -231,7 +284,7 @@ function replaceWithWidened(
   index: number,
   header: readonly string[],
   deps: WriteDeps,
-  old: { readonly state: FileState; readonly size: number } | undefined,
+  old: { readonly state: FileState; readonly size: number },
 ): { bytes: number; created: true; fsyncSeconds: number; archivedAs: string; fileId?: string; end?: number; archived?: { id: string; end: number }; stateError?: string } {
   const { fs } = deps;
   const path = join(dataDir, fileName);
@@ -259,9 +312,7 @@ function replaceWithWidened(
   closeFile(fs, next);
   const archivedAs = freeArchiveName(fs, dataDir, fileName, deps.now());
   // Marked first (durably), so a crash between the renames cannot leave the old id on the new file.
-  if (old !== undefined) markArchiving(fs, path, { ...old.state, synced: old.size }, basename(archivedAs));
-  // Without a state to move, none may stay behind to name the new file: if it cannot go, the batch waits.
-  else dropFileState(fs, path);
+  markArchiving(fs, path, { ...old.state, synced: old.size }, basename(archivedAs));
   fs.renameSync(path, join(dataDir, archivedAs));
   try {
     fs.renameSync(nextPath, path);
@@ -279,25 +330,25 @@ function replaceWithWidened(
     // mark left on the state lets that write complete the move.
     throw Object.assign(error as Error, { resume: { ino: next.ino, rowsStart: Buffer.byteLength(headerText) } });
   }
-  const archivedState = old === undefined ? undefined : { id: old.state.id, created: old.state.created, synced: old.size };
-  const moved = archivedState === undefined ? undefined : trackState(() => {
+  const archivedState = { id: old.state.id, created: old.state.created, synced: old.size };
+  const moved = trackState(() => {
     writeFileStateDurably(fs, join(dataDir, archivedAs), archivedState);
     return archivedState;
   });
   const fresh = { id: newFileId(), created: deps.now(), synced: bytes.length };
   // If the move failed, the mark stays, and the next batch completes it and gives a new id.
-  const started = moved?.error !== undefined ? undefined : trackState(() => {
+  const started = moved.error !== undefined ? undefined : trackState(() => {
     writeFileStateDurably(fs, path, fresh);
     return fresh;
   });
-  const stateError = moved?.error ?? started?.error;
+  const stateError = moved.error ?? started?.error;
   return {
     bytes: bytes.length,
     created: true,
     fsyncSeconds,
     archivedAs,
     ...(started?.state === undefined ? {} : { fileId: fresh.id, end: bytes.length }),
-    ...(moved?.state === undefined ? {} : { archived: { id: moved.state.id, end: moved.state.synced } }),
+    ...(moved.state === undefined ? {} : { archived: { id: moved.state.id, end: moved.state.synced } }),
     ...(stateError === undefined ? {} : { stateError }),
   };
 }

@@ -13,7 +13,7 @@
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { ServiceUnavailableError } from '../errors.js';
+import { PayloadTooLargeError, ServiceUnavailableError } from '../errors.js';
 import type { Reading } from '../reading.js';
 import type { BatchResult, BatchTask, FileBatch, FileFailed, FileWritten, Row } from './batch.js';
 import { retryDelayMs } from './backoff.js';
@@ -31,6 +31,9 @@ export type WriterConfig = Pick<
   | 'writeBackoffBaseSec'
   | 'writeBackoffMaxSec'
   | 'commitIntervalMs'
+  | 'writeQueueMaxBytes'
+  | 'writeTimeoutSec'
+  | 'maxColumns'
 >;
 
 /** What the writer reports, for metrics. Every method is optional to implement. */
@@ -57,8 +60,15 @@ export interface Writer {
   /** Rows queued or being written. */
   readonly length: number;
   readonly capacity: number;
-  /** Past WRITE_RETRIES failed attempts and not yet recovered. */
+  /** Encoded bytes queued or being written, and the most the queue holds (SPEC section 11). */
+  readonly bytes: number;
+  readonly capacityBytes: number;
+  /** Past WRITE_RETRIES failed attempts and not yet recovered, or hung. */
   readonly stalled: boolean;
+  /** A write or fsync has been under way for longer than WRITE_TIMEOUT_SEC (SPEC section 11). */
+  readonly hung: boolean;
+  /** A group commit is under way on the writer thread (which may be blocked in the kernel). */
+  readonly writing: boolean;
   /** Whether the writer thread is up. */
   isAlive(): boolean;
   /** SPEC section 8: seconds for `Retry-After`, from queue depth over the measured drain rate. */
@@ -78,10 +88,14 @@ export function createWriter(deps: WriterDeps): Writer {
   const now = deps.now ?? Date.now;
   const random = deps.random ?? Math.random;
   const log = logger.child({ component: 'writer' });
-  const queue = new RowQueue(config.writeQueueMaxSize);
+  const queue = new RowQueue(config.writeQueueMaxSize, config.writeQueueMaxBytes);
   const backoff = { baseSec: config.writeBackoffBaseSec, maxSec: config.writeBackoffMaxSec };
 
   let writing = false;
+  /** When the commit under way began, for the hung check. */
+  let commitStartedAt = 0;
+  let hungTimer: NodeJS.Timeout | undefined;
+  let hungLogged = false;
   /** The commit under way, so close() can wait for it. */
   let committing: Promise<void> = Promise.resolve();
   let timer: NodeJS.Timeout | undefined;
@@ -97,7 +111,9 @@ export function createWriter(deps: WriterDeps): Writer {
   const resumePoints = new Map<string, ResumePoint>();
   let emptyWaiters: Array<() => void> = [];
 
-  const isStalled = (): boolean => [...failing.values()].some((file) => file.failures > config.writeRetries);
+  const writeTimeoutMs = config.writeTimeoutSec * 1000;
+  const isHung = (): boolean => writing && now() - commitStartedAt >= writeTimeoutMs;
+  const isStalled = (): boolean => isHung() || [...failing.values()].some((file) => file.failures > config.writeRetries);
   const isDue = (fileName: string): boolean => (failing.get(fileName)?.retryAt ?? 0) <= now();
 
   function clearTimer(): void {
@@ -137,11 +153,11 @@ export function createWriter(deps: WriterDeps): Writer {
   }
 
   async function commit(): Promise<void> {
-    writing = true;
     const started = now();
+    beginWatch(started);
     lastCommitAt = started;
     const entries = queue.take(MAX_ROWS_PER_COMMIT, JOURNAL_FILES, isDue);
-    const task: BatchTask = { seq: ++taskSeq, dataDir: config.dataDir, files: groupByFile(entries) };
+    const task: BatchTask = { seq: ++taskSeq, dataDir: config.dataDir, maxColumns: config.maxColumns, files: groupByFile(entries) };
     let result: BatchResult;
     try {
       result = await runner.run(task);
@@ -158,16 +174,17 @@ export function createWriter(deps: WriterDeps): Writer {
       const failed = { ok: false as const, code: typeof code === 'string' ? code : 'EWORKER', message: String(error) };
       result = { files: task.files.map((file) => ({ ...failed, fileName: file.fileName })) };
     }
-    writing = false;
-
+    endWatch(); // a hang has its own pair of log lines
     const wasStalled = isStalled();
+
     // Only a file with an ok outcome counts as written; one without any outcome is retried.
-    const failedFiles = new Set(task.files.map((file) => file.fileName));
+    // Of a written file, its leading rows: the rest were deferred to the next commit (MAX_COLUMNS).
+    const rowsLeftToSettle = new Map<string, number>();
     let rowsWritten = 0;
     for (const outcome of result.files) {
       if (outcome.ok) {
         rowsWritten += outcome.rows;
-        failedFiles.delete(outcome.fileName);
+        rowsLeftToSettle.set(outcome.fileName, outcome.rows);
         failing.delete(outcome.fileName);
         if (outcome.resumeNext === undefined) resumePoints.delete(outcome.fileName);
         else resumePoints.set(outcome.fileName, outcome.resumeNext);
@@ -185,7 +202,9 @@ export function createWriter(deps: WriterDeps): Writer {
       }
     }
     queue.complete((entry) => {
-      if (failedFiles.has(entry.fileName)) return false;
+      const left = rowsLeftToSettle.get(entry.fileName) ?? 0;
+      if (left < entry.rows.length) return false;
+      rowsLeftToSettle.set(entry.fileName, left - entry.rows.length);
       entry.settle();
       return true;
     });
@@ -204,12 +223,37 @@ export function createWriter(deps: WriterDeps): Writer {
     kick();
   }
 
+  /**
+   * Marks a commit under way and watches it: one still unfinished after
+   * WRITE_TIMEOUT_SEC (a write blocked in the kernel on a dead disk) makes the
+   * writer stalled until it returns, and says so once.
+   */
+  function beginWatch(at: number): void {
+    writing = true;
+    commitStartedAt = at;
+    hungTimer = setTimeout(() => {
+      hungLogged = true;
+      log.warn({ rows: queue.length, seconds: config.writeTimeoutSec, hung: true }, 'writer stalled');
+    }, writeTimeoutMs);
+    hungTimer.unref();
+  }
+
+  function endWatch(): void {
+    writing = false;
+    clearTimeout(hungTimer);
+    if (hungLogged) log.info({ rows: queue.length, seconds: Math.round((now() - commitStartedAt) / 1000) }, 'writer recovered');
+    hungLogged = false;
+  }
+
   function reportWritten(outcome: FileWritten): void {
     if (outcome.repaired !== undefined) {
       log.warn({ file: outcome.fileName, partial: outcome.repaired.partialFile, bytes: outcome.repaired.bytes }, 'repaired cut row');
     }
     if (outcome.archivedAs !== undefined) {
-      log.warn({ file: outcome.fileName, archive: outcome.archivedAs, added: outcome.addedColumns }, 'csv schema changed');
+      log.warn(
+        { file: outcome.fileName, archive: outcome.archivedAs, added: outcome.addedColumns, ...(outcome.reset ? { reset: true } : {}) },
+        'csv schema changed',
+      );
     }
     if (outcome.resumedRows !== undefined) {
       log.warn({ file: outcome.fileName, rows: outcome.resumedRows }, 'rows found written by a writer thread that died');
@@ -220,16 +264,21 @@ export function createWriter(deps: WriterDeps): Writer {
     events.fileWritten?.(outcome);
   }
 
+  /** Each file's rows in order, with the size of each request, which goes whole into one file. */
   function groupByFile(entries: readonly QueueEntry[]): FileBatch[] {
-    const byFile = new Map<string, Row[]>();
+    const byFile = new Map<string, { rows: Row[]; requests: number[] }>();
     for (const entry of entries) {
-      const rows = byFile.get(entry.fileName);
-      if (rows === undefined) byFile.set(entry.fileName, [...entry.rows]);
-      else for (const row of entry.rows) rows.push(row);
+      const file = byFile.get(entry.fileName);
+      if (file === undefined) {
+        byFile.set(entry.fileName, { rows: [...entry.rows], requests: [entry.rows.length] });
+      } else {
+        for (const row of entry.rows) file.rows.push(row);
+        file.requests.push(entry.rows.length);
+      }
     }
-    return [...byFile].map(([fileName, rows]) => {
+    return [...byFile].map(([fileName, { rows, requests }]) => {
       const resume = resumePoints.get(fileName);
-      return resume === undefined ? { fileName, rows } : { fileName, rows, resume };
+      return { fileName, rows, requests, ...(resume === undefined ? {} : { resume }) };
     });
   }
 
@@ -247,9 +296,19 @@ export function createWriter(deps: WriterDeps): Writer {
   return {
     enqueue(stream, readings, receivedAt) {
       if (closed) throw new ServiceUnavailableError('the server is shutting down', 'SHUTTING_DOWN', retryAfterSec());
-      if (!queue.canTake(readings.length)) {
+      const bytes = encodedBytes(readings);
+      if (bytes > queue.capacityBytes) {
+        // It could never fit, so a 503 "retry later" would be a lie.
+        throw new PayloadTooLargeError(
+          `the request's rows take about ${bytes} bytes, more than the write queue holds (WRITE_QUEUE_MAX_BYTES ${queue.capacityBytes})`,
+          'BATCH_TOO_LARGE',
+        );
+      }
+      if (!queue.canTake(readings.length, bytes)) {
         throw new ServiceUnavailableError(
-          `the write queue is full (${queue.length} of ${queue.capacity} rows); retry later`,
+          queue.canTake(readings.length)
+            ? `the write queue is full (${queue.bytes} of ${queue.capacityBytes} bytes, WRITE_QUEUE_MAX_BYTES); retry later`
+            : `the write queue is full (${queue.length} of ${queue.capacity} rows); retry later`,
           'QUEUE_FULL',
           retryAfterSec(),
         );
@@ -257,7 +316,7 @@ export function createWriter(deps: WriterDeps): Writer {
       const rows: Row[] = readings.map((reading) => ({ receivedAt, columns: reading.columns, cells: reading.cells }));
       const fileName = currentFileName(stream, receivedAt, config.csvRotate);
       return new Promise<void>((settle) => {
-        queue.push({ fileName, stream, rows, settle });
+        queue.push({ fileName, stream, rows, bytes, settle });
         kick();
       });
     },
@@ -265,8 +324,18 @@ export function createWriter(deps: WriterDeps): Writer {
       return queue.length;
     },
     capacity: queue.capacity,
+    get bytes() {
+      return queue.bytes;
+    },
+    capacityBytes: queue.capacityBytes,
     get stalled() {
       return isStalled();
+    },
+    get hung() {
+      return isHung();
+    },
+    get writing() {
+      return writing;
     },
     isAlive: () => !closed && runner.isAlive(),
     retryAfterSec,
@@ -287,8 +356,26 @@ export function createWriter(deps: WriterDeps): Writer {
     async close() {
       closed = true;
       clearTimer();
+      clearTimeout(hungTimer);
       await committing; // a batch being written finishes; nothing new starts
       await runner.close();
     },
   };
+}
+
+/** The length of received_at and the row's line end, in bytes. */
+const ROW_OVERHEAD_BYTES = 25;
+
+/**
+ * About the bytes the readings take as CSV rows: every cell in UTF-8 and a
+ * comma after it (quoting aside), for the queue's byte bound. Linear in the
+ * request's size, like everything else done per request.
+ */
+export function encodedBytes(readings: readonly Reading[]): number {
+  let bytes = 0;
+  for (const reading of readings) {
+    bytes += ROW_OVERHEAD_BYTES;
+    for (const cell of reading.cells) bytes += Buffer.byteLength(cell) + 1;
+  }
+  return bytes;
 }

@@ -283,11 +283,18 @@ describe('state text', () => {
     expect(parseFileState(text)).toBeNull();
   });
 
-  it('reads null for a missing or malformed state file', () => {
+  it('reads null only for a missing state file; any other failure throws, so no file gets a second id (SPEC section 11)', () => {
     expect(readFileState(nodeFs, csv())).toBeNull();
     nodeFs.mkdirSync(stateDirOf(dir.path), { recursive: true });
     writeFileSync(statePathOf(csv()), 'not a state\n');
-    expect(readFileState(nodeFs, csv())).toBeNull();
+    expect(() => readFileState(nodeFs, csv())).toThrow(expect.objectContaining({ code: 'EBADSTATE', message: expect.stringMatching(/does not parse/) }));
+    const tooManyFiles = {
+      ...nodeFs,
+      openSync: () => {
+        throw Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' });
+      },
+    };
+    expect(() => readFileState(tooManyFiles, csv())).toThrow(expect.objectContaining({ code: 'EMFILE' }));
   });
 
   it('names state files beside the CSV folder, and maps them back', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BadRequestError, PayloadTooLargeError } from '../../src/errors.js';
-import { MAX_COLUMNS, parseReadings } from '../../src/reading.js';
+import { checkRequestWidth, parseReadings } from '../../src/reading.js';
 
 const limits = { maxBatchRows: 3 };
 
@@ -72,14 +72,36 @@ describe('parseReadings', () => {
     expect(reject(body)).toEqual({ status, code, message });
   });
 
+  it('refuses text that is not well-formed Unicode: a lone surrogate in a key or a value (SPEC section 11)', () => {
+    expect(reject(JSON.parse('{"\\ud800":1}'))).toMatchObject({ status: 400, code: 'BAD_KEY', message: expect.stringMatching(/key "\\ud800" is not well-formed Unicode/) });
+    expect(reject(JSON.parse('{"t":"a\\udc00b"}'))).toMatchObject({ status: 400, code: 'BAD_TEXT', message: expect.stringMatching(/value of key "t" is not well-formed Unicode/) });
+    expect(reject(JSON.parse('{"n":{"\\udbff":1}}'))).toMatchObject({ status: 400, code: 'BAD_KEY' });
+    // A pair is one code point, and is kept as sent.
+    expect(parseReadings(JSON.parse('{"\\ud83d\\ude00":"\\ud83d\\ude00"}'), limits)[0]).toEqual({ columns: ['😀'], cells: ['😀'] });
+  });
+
   it('takes a key of 128 characters, counted as characters not UTF-16 units', () => {
     expect(parseReadings({ ['😀'.repeat(128)]: 1 }, limits)[0]?.columns).toHaveLength(1);
   });
 
-  it('limits columns and nesting depth', () => {
-    const wide = Object.fromEntries(Array.from({ length: MAX_COLUMNS + 1 }, (_, i) => [`c${i}`, i]));
-    expect(reject(wide)).toMatchObject({ status: 400, code: 'TOO_MANY_COLUMNS' });
-    expect(parseReadings(Object.fromEntries(Array.from({ length: MAX_COLUMNS }, (_, i) => [`c${i}`, i])), limits)[0]?.columns).toHaveLength(MAX_COLUMNS);
+  it('limits the columns of a request over all its readings (SPEC section 11) and nesting depth', () => {
+    const columns = (from: number, count: number) => Object.fromEntries(Array.from({ length: count }, (_, i) => [`c${from + i}`, i]));
+    const widthOf = (body: unknown, max = 1024) => {
+      try {
+        checkRequestWidth(parseReadings(body, limits), max);
+        return 'ok';
+      } catch (error) {
+        return (error as { code: string; statusCode: number; message: string });
+      }
+    };
+    expect(widthOf(columns(0, 1024))).toBe('ok');
+    expect(widthOf(columns(0, 1025))).toMatchObject({ statusCode: 400, code: 'TOO_MANY_COLUMNS', message: expect.stringMatching(/more than 1024 columns \(MAX_COLUMNS\)/) });
+    // The union over a batch counts, not each reading: 2 readings of 600 different keys pass 1024.
+    expect(widthOf([columns(0, 600), columns(600, 600)])).toMatchObject({ statusCode: 400, code: 'TOO_MANY_COLUMNS' });
+    expect(widthOf([columns(0, 600), columns(0, 600)])).toBe('ok');
+    // Keys that land on one header cell after the formula guard are one column.
+    expect(widthOf([{ '=a': 1, b: 1 }, { "'=a": 1 }], 2)).toBe('ok');
+    expect(widthOf([{ a: 1, b: 1 }, { c: 1 }], 2)).toMatchObject({ code: 'TOO_MANY_COLUMNS' });
     let deep: Record<string, unknown> = { leaf: 1 };
     for (let i = 0; i < 15; i++) deep = { n: deep };
     expect(parseReadings(deep, limits)[0]?.columns[0]).toBe(`${'n.'.repeat(15)}leaf`);

@@ -38,10 +38,11 @@ describe('retryDelayMs', () => {
 
 describe('RowQueue', () => {
   const due = () => true;
-  const entry = (fileName: string, rows: number): QueueEntry => ({
+  const entry = (fileName: string, rows: number, bytes = rows * 30): QueueEntry => ({
     fileName,
     stream: 'data',
     rows: Array.from({ length: rows }, () => ({ receivedAt: 0, columns: [], cells: [] })),
+    bytes,
     settle: () => {},
   });
 
@@ -53,6 +54,18 @@ describe('RowQueue', () => {
     queue.take(100, Infinity, due);
     expect(queue.length).toBe(3);
     expect(queue.hasWaiting(due)).toBe(false);
+  });
+
+  it('bounds encoded bytes too (SPEC section 11), counting those being written until they leave', () => {
+    const queue = new RowQueue(100, 1000);
+    queue.push(entry('a', 1, 600));
+    expect(queue.canTake(1, 400)).toBe(true);
+    expect(queue.canTake(1, 401)).toBe(false);
+    queue.take(100, Infinity, due);
+    expect(queue.bytes).toBe(600);
+    queue.complete(() => true);
+    expect(queue.bytes).toBe(0);
+    expect(queue.canTake(1, 1000)).toBe(true);
   });
 
   it('puts failed entries back in front of newer ones, in order', () => {

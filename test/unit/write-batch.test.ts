@@ -277,3 +277,50 @@ describe('failures after the write', () => {
     expect(readCsv(join(dir.path, 'data.20261123T101500Z.csv'))[0]).toEqual(['timestamp', 'temp']);
   });
 });
+
+describe('MAX_COLUMNS in a file (SPEC section 11)', () => {
+  const cols = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}${i}`);
+  const wide = (prefix: string, count: number) => row(cols(prefix, count), cols('v', count));
+  const writeMax = (batch: FileBatch, maxColumns: number) => writeFileBatch(dir.path, batch, deps(), 0, maxColumns);
+
+  it('widens while the header stays within MAX_COLUMNS, then starts again with the columns of the request that would pass it', async () => {
+    await writeMax({ fileName: 'data.csv', rows: [wide('a', 3)] }, 4);
+    // a0..a2 + b0 = 4 columns: a widening.
+    const widened = (await writeMax({ fileName: 'data.csv', rows: [row(['b0'], ['1'])] }, 4)) as FileWritten;
+    expect(widened).toMatchObject({ archivedAs: 'data.20261123T101500Z.csv', addedColumns: ['b0'] });
+    expect(widened.reset).toBeUndefined();
+    expect(readCsv(join(dir.path, 'data.csv'))[0]).toEqual(['received_at', 'a0', 'a1', 'a2', 'b0']);
+    // One more column would make 5: the file is archived and the new one holds only this request's columns.
+    const reset = (await writeMax({ fileName: 'data.csv', rows: [row(['c0', 'a1'], ['x', 'y'])] }, 4)) as FileWritten;
+    expect(reset).toMatchObject({ ok: true, rows: 1, reset: true, archivedAs: 'data.20261123T101500Z-1.csv' });
+    expect(readCsv(join(dir.path, 'data.csv'))).toEqual([
+      ['received_at', 'c0', 'a1'],
+      ['2026-11-23T10:15:00.000Z', 'x', 'y'],
+    ]);
+    expect(readCsv(join(dir.path, 'data.20261123T101500Z-1.csv'))[0]).toEqual(['received_at', 'a0', 'a1', 'a2', 'b0']);
+  });
+
+  it('keeps each request whole in one file: in a group commit, the request that would pass MAX_COLUMNS waits for the next commit', async () => {
+    await writeMax({ fileName: 'data.csv', rows: [wide('a', 3)] }, 4);
+    const batch: FileBatch = { fileName: 'data.csv', rows: [row(['a0'], ['1']), wide('b', 3), row(['b0'], ['2'])], requests: [1, 1, 1] };
+    const first = (await writeMax(batch, 4)) as FileWritten;
+    // The first request fits the file as it is; the second would make 6 columns, so it and the third are deferred.
+    expect(first).toMatchObject({ ok: true, rows: 1, deferredRows: 2, created: false });
+    expect(readCsv(join(dir.path, 'data.csv')).slice(1).map((r) => r.slice(1))).toEqual([['v0', 'v1', 'v2'], ['1', '', '']]);
+    const second = (await writeMax({ fileName: 'data.csv', rows: batch.rows.slice(1), requests: [1, 1] }, 4)) as FileWritten;
+    expect(second).toMatchObject({ ok: true, rows: 2, reset: true });
+    expect(second.deferredRows).toBeUndefined();
+    expect(readCsv(join(dir.path, 'data.csv'))).toEqual([
+      ['received_at', 'b0', 'b1', 'b2'],
+      ['2026-11-23T10:15:00.000Z', 'v0', 'v1', 'v2'],
+      ['2026-11-23T10:15:00.000Z', '2', '', ''],
+    ]);
+  });
+
+  it('resets a file written wider than MAX_COLUMNS before the limit existed, so no row costs more than MAX_COLUMNS cells', async () => {
+    await writeMax({ fileName: 'data.csv', rows: [wide('a', 50)] }, Number.POSITIVE_INFINITY);
+    const outcome = (await writeMax({ fileName: 'data.csv', rows: [row(['a0'], ['1'])] }, 10)) as FileWritten;
+    expect(outcome).toMatchObject({ reset: true, archivedAs: 'data.20261123T101500Z.csv' });
+    expect(readFileSync(join(dir.path, 'data.csv'), 'utf8')).toBe('received_at,a0\n2026-11-23T10:15:00.000Z,1\n');
+  });
+});

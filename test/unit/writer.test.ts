@@ -205,3 +205,65 @@ describe('createWriter', () => {
     expect(() => writer.enqueue('data', [reading(1)], Date.now())).toThrow(expect.objectContaining({ code: 'SHUTTING_DOWN' }));
   });
 });
+
+describe('createWriter limits (SPEC section 11)', () => {
+  it('bounds the queue in bytes of encoded rows: a request that does not fit gets a 503, one that never could a 413', async () => {
+    const runner = heldRunner();
+    const { writer } = make({ WRITE_QUEUE_MAX_BYTES: '2048' }, runner);
+    const big = (n: number): Reading => ({ columns: ['text'], cells: ['x'.repeat(n)] });
+    void writer.enqueue('data', [big(1500)], Date.now());
+    expect(writer.bytes).toBeGreaterThan(1500);
+    expect(() => writer.enqueue('data', [big(600)], Date.now())).toThrow(
+      expect.objectContaining({ statusCode: 503, code: 'QUEUE_FULL', message: expect.stringMatching(/of 2048 bytes, WRITE_QUEUE_MAX_BYTES/) }),
+    );
+    expect(() => writer.enqueue('data', [big(3000)], Date.now())).toThrow(expect.objectContaining({ statusCode: 413, code: 'BATCH_TOO_LARGE' }));
+    expect(writer.length).toBe(1);
+    runner.release();
+    await waitFor(() => writer.length === 0, 'the queue to drain');
+    expect(writer.bytes).toBe(0);
+  });
+
+  it('counts a commit unfinished after WRITE_TIMEOUT_SEC as hung and stalled, until it returns', async () => {
+    const runner = heldRunner();
+    let clock = Date.now();
+    const { logger, lines } = memoryLogger();
+    writer = createWriter({ config: testConfig(dir.path, { WRITE_TIMEOUT_SEC: '0.05' }), runner, logger, now: () => clock });
+    const stored = writer.enqueue('data', [reading(1)], clock);
+    expect(writer.writing).toBe(true);
+    expect(writer.hung).toBe(false);
+    clock += 60;
+    expect(writer.hung).toBe(true);
+    expect(writer.stalled).toBe(true);
+    await waitFor(() => lines.some((l) => l.msg === 'writer stalled' && l.hung === true && l.level === 40), 'the hung WARN');
+    runner.release();
+    await stored;
+    expect(writer.hung).toBe(false);
+    expect(writer.stalled).toBe(false);
+    expect(lines.some((l) => l.msg === 'writer recovered' && l.level === 30)).toBe(true);
+  });
+
+  it('writes the request that would pass MAX_COLUMNS in the next commit, into a file of its own; every ack settles', async () => {
+    const tasks: BatchTask[] = [];
+    const inline = createInlineRunner();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const runner: BatchRunner = {
+      ...inline,
+      run: async (task) => {
+        tasks.push(task);
+        if (tasks.length === 1) await gate;
+        return inline.run(task);
+      },
+    };
+    const { writer, lines } = make({ MAX_COLUMNS: '3' }, runner);
+    const first = writer.enqueue('data', [{ columns: ['a', 'b'], cells: ['1', '2'] }], Date.now());
+    const fits = writer.enqueue('data', [{ columns: ['a'], cells: ['3'] }], Date.now());
+    const wide = writer.enqueue('data', [{ columns: ['c', 'd', 'e'], cells: ['4', '5', '6'] }], Date.now());
+    release();
+    await Promise.all([first, fits, wide]);
+    expect(tasks.map((task) => task.files[0]?.requests)).toEqual([[1], [1, 1], [1]]);
+    expect(readCsv(join(dir.path, 'data.csv')).map((r) => r.slice(1))).toEqual([['c', 'd', 'e'], ['4', '5', '6']]);
+    expect(lines.some((l) => l.msg === 'csv schema changed' && l.reset === true)).toBe(true);
+    expect(writer.length).toBe(0);
+  });
+});
