@@ -17,13 +17,13 @@ import type { IdempotencyStore, KeyClaim, RecordedAnswer } from '../idempotency.
 import type { Lifecycle } from '../lifecycle.js';
 import type { Metrics } from '../metrics.js';
 import { createRateLimit } from '../rate-limit.js';
-import type { Reading } from '../reading.js';
+import { type Reading, checkRequestWidth } from '../reading.js';
 import type { StreamActivity } from '../stream-activity.js';
 import type { Writer } from '../writer/writer.js';
 
 export type IngestConfig = Pick<
   Config,
-  'streams' | 'maxRequestBytes' | 'maxBatchRows' | 'ackMode' | 'durableAckTimeoutSec' | 'ingestToken' | 'rateLimitPerMin'
+  'streams' | 'maxRequestBytes' | 'maxBatchRows' | 'maxColumns' | 'ackMode' | 'durableAckTimeoutSec' | 'ingestToken' | 'rateLimitPerMin'
 >;
 
 export interface IngestDeps {
@@ -163,6 +163,7 @@ export function createIngestPipeline(deps: IngestDeps): IngestPipeline {
         'BATCH_TOO_LARGE',
       );
     }
+    checkRequestWidth(readings, config.maxColumns);
     const durable = wantsDurableAck(req, config.ackMode);
     const stored = writer.enqueue(stream, readings, receivedAt);
     activity.record(stream, receivedAt);
