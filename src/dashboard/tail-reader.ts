@@ -9,8 +9,6 @@ import { parseRecord } from '../csv.js';
 
 /** How much of a file's end is read at start-up, per stream. */
 export const TAIL_BYTES = 512 * 1024;
-/** A header of 1024 columns of 128 characters fits. */
-const HEADER_MAX_BYTES = 256 * 1024;
 const HEADER_CHUNK_BYTES = 16 * 1024;
 /** Every row starts with its `received_at` (ISO 8601 UTC, milliseconds). */
 const ROW_START = /\n(?=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z[,\n])/;
@@ -50,14 +48,24 @@ export async function readTail(path: string, maxBytes = TAIL_BYTES, open: OpenFi
       return buffer.subarray(0, filled);
     };
 
-    // The header: read in chunks until its `\n` (column names hold no newline).
-    let head = Buffer.alloc(0);
+    // The header: read until its `\n` (column names hold no newline), however
+    // long it is: MAX_COLUMNS goes up to 100000 and a 128-character key up to
+    // 384 bytes, so no fixed cap fits (one of 256 KB once hid a wide file's
+    // rows). Each read is twice the last and only its own bytes are searched,
+    // so a wide header costs time linear in its length.
+    const parts: Buffer[] = [];
+    let headLength = 0;
     let headerEnd = -1;
-    while (headerEnd < 0 && head.length < Math.min(size, HEADER_MAX_BYTES)) {
-      head = Buffer.concat([head, await readAt(head.length, Math.min(HEADER_CHUNK_BYTES, size - head.length))]);
-      headerEnd = head.indexOf(0x0a);
+    for (let want = HEADER_CHUNK_BYTES; headerEnd < 0 && headLength < size; want *= 2) {
+      const part = await readAt(headLength, Math.min(want, size - headLength));
+      if (part.length === 0) break; // the file shrank since its stat
+      const at = part.indexOf(0x0a);
+      if (at >= 0) headerEnd = headLength + at;
+      parts.push(part);
+      headLength += part.length;
     }
     if (headerEnd < 0) return null;
+    const head = Buffer.concat(parts, headLength);
     const header = parseRecord(head.toString('utf8', 0, headerEnd + 1))?.fields ?? [];
 
     const start = Math.max(headerEnd + 1, size - maxBytes);

@@ -53,7 +53,7 @@ export function createStreamsRouter({ dataDir, streams, live, readToken }: Strea
       const lastReceived = live.lastReceived(stream);
       listing.push({
         name: stream,
-        columns: newest === undefined ? [] : ((await readHeader(join(dataDir, newest.name)).catch(() => null)) ?? []),
+        columns: newest === undefined ? [] : ((await headerIfPresent(join(dataDir, newest.name))) ?? []),
         last_received: lastReceived === null ? null : new Date(lastReceived).toISOString(),
         bytes: files.reduce((sum, file) => sum + file.bytes, 0),
         csv: `/streams/${stream}/csv`,
@@ -78,7 +78,7 @@ export function createStreamsRouter({ dataDir, streams, live, readToken }: Strea
     const paths: string[] = [];
     for (const file of files) {
       const path = join(dataDir, file.name);
-      const header = await readHeader(path).catch(() => null);
+      const header = await headerIfPresent(path);
       if (header === null) continue;
       headers.push(header);
       paths.push(path);
@@ -96,6 +96,20 @@ export function createStreamsRouter({ dataDir, streams, live, readToken }: Strea
 
   refuseOtherMethods(router, ['/streams', '/streams/:name/csv']);
   return router;
+}
+
+/**
+ * A file's header; null if the file has gone (archived since the listing) or
+ * has no whole header line yet. Any other failure is thrown: a file skipped in
+ * silence would look like a stream with no rows.
+ */
+async function headerIfPresent(path: string): Promise<string[] | null> {
+  try {
+    return await readHeader(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
 }
 
 function dayRangeOf(query: Record<string, unknown>): DayRange {

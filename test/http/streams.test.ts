@@ -145,6 +145,26 @@ describe('GET /streams/<name>/csv without rotation', () => {
   });
 });
 
+describe('a file whose header passes 300 KB', () => {
+  it('is listed with its columns and row count, and downloaded byte for byte', async () => {
+    const w = world();
+    // 820 keys of 128 characters, mostly three UTF-8 bytes each: a header of over 300 KB, under MAX_COLUMNS.
+    const keys = Array.from({ length: 820 }, (_, i) => `${'€'.repeat(124)}${String(i).padStart(4, '0')}`);
+    const reading = (n: number) => Object.fromEntries(keys.map((key, i) => [key, i === 0 ? `row ${n}` : i]));
+    await request(w.app).post('/data?ack=durable').send([reading(1), reading(2)]).expect(201);
+    await request(w.app).post('/data?ack=durable').send(reading(3)).expect(201);
+    const file = readFileSync(join(worlds.dir, 'data.csv'), 'utf8');
+    expect(Buffer.byteLength(file.slice(0, file.indexOf('\n')))).toBeGreaterThan(300 * 1024);
+
+    const listing = (await request(w.app).get('/streams').expect(200)).body as { streams: Array<{ columns: string[]; files: Array<{ rows: number | null }> }> };
+    expect(listing.streams[0]?.columns).toEqual(['received_at', ...keys]);
+    expect(listing.streams[0]?.files).toMatchObject([{ rows: 3 }]);
+    const res = await request(w.app).get('/streams/data/csv').expect(200);
+    expect(res.text).toBe(file);
+    expect(rowsOfDownload(res.text).rows.map((r) => r[keys[0] as string])).toEqual(['row 1', 'row 2', 'row 3']);
+  });
+});
+
 describe('GET /streams', () => {
   it('lists each stream\'s files with sizes, row counts, columns and when it last received', async () => {
     const { w } = await writeFourDays({ CSV_ROTATE: 'daily' });
