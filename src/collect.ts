@@ -24,6 +24,7 @@ import { cutUnjournaledRows } from './nats/collect-repair.js';
 import { startCollector, trackFileEnds } from './nats/collector.js';
 import { createStreamActivity } from './stream-activity.js';
 import { deadlineIn, settledWithin } from './deadline.js';
+import { exitProcess } from './process-exit.js';
 import { NAME } from './nats/row-message.js';
 import { STATE_DIR, stateDirOf } from './writer/file-state.js';
 import { createThreadRunner } from './writer/runners.js';
@@ -159,14 +160,14 @@ async function main(): Promise<void> {
       if (unwritten > 0) {
         // Not acked, so JetStream hands these rows out again to the next collector. The journal
         // stays open: a stalled write that ends before the exit still journals its rows.
-        logger.error({ rows: unwritten }, 'shutdown timed out with rows not written');
+        logger.error({ rows: unwritten, writer_blocked: writer.writing }, 'shutdown timed out with rows not written');
       } else {
         await settledWithin(writer.close(), left());
         journal.close();
         logger.info({ signal }, 'stopped');
       }
       await flushLog(LOG_FLUSH_DEADLINE_MS);
-      process.exit(unwritten > 0 ? 1 : 0);
+      exitProcess(unwritten > 0 ? 1 : 0, writer);
     })();
   };
   process.on('SIGTERM', stop);

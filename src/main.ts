@@ -19,6 +19,7 @@ import { createHistory } from './history.js';
 import { createIdempotencyStore } from './idempotency.js';
 import type { Lifecycle } from './lifecycle.js';
 import { createLogger } from './logger.js';
+import { exitProcess } from './process-exit.js';
 import { createMetrics } from './metrics.js';
 import { createMonitor } from './monitor.js';
 import { createStreamActivity } from './stream-activity.js';
@@ -200,9 +201,9 @@ async function shutdown({ signal, server, writer, forwarder, eventHub, lifecycle
   // Rows not yet acknowledged by JetStream wait in the files for the next start.
   if (forwarder !== undefined) await settledWithin(forwarder.close(), left());
   if (unwritten > 0) {
-    logger.error({ rows: unwritten }, 'shutdown timed out with rows not written');
+    logger.error({ rows: unwritten, writer_blocked: writer.writing }, 'shutdown timed out with rows not written');
     await flushLog(LOG_FLUSH_DEADLINE_MS);
-    process.exit(1);
+    exitProcess(1, writer);
   }
   await writer.close();
   logger.info({ signal }, 'stopped');

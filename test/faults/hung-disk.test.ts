@@ -1,0 +1,63 @@
+/**
+ * SPEC section 11, "A hung disk": a write blocked in the kernel (here a FIFO
+ * in DATA_DIR that nobody reads, as a dead NFS or USB disk would block it)
+ * makes the writer stalled and hung in /readyz, and SIGTERM still ends the
+ * process within SHUTDOWN_TIMEOUT_SEC, with the ERROR naming the rows left.
+ */
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type ServerProcess, killServer, postJson, startServer, tempDir, waitFor } from '../helpers.js';
+
+let dir: ReturnType<typeof tempDir>;
+let server: ServerProcess | undefined;
+beforeEach(() => {
+  dir = tempDir();
+});
+afterEach(async () => {
+  await killServer(server);
+  server = undefined;
+  dir.cleanup();
+});
+
+const readyz = async (url: string) => {
+  const res = await fetch(`${url}/readyz`);
+  return { status: res.status, body: (await res.json()) as { checks: { writer: Record<string, unknown> } } };
+};
+
+describe('a write blocked in the kernel', () => {
+  it('is hung in /readyz after WRITE_TIMEOUT_SEC, and SIGTERM exits non-zero at SHUTDOWN_TIMEOUT_SEC all the same', async () => {
+    const dataDir = join(dir.path, 'data');
+    server = await startServer({ DATA_DIR: dataDir, LOG_DIR: join(dir.path, 'logs'), WRITE_TIMEOUT_SEC: '1', SHUTDOWN_TIMEOUT_SEC: '2' });
+    const url = server.url;
+    expect((await readyz(url)).status).toBe(200);
+    // Made after start-up: repair would wait on it too. A FIFO opened read-write takes 64 KiB, then write() blocks.
+    execFileSync('mkfifo', [join(dataDir, 'data.csv')]);
+    expect((await postJson(`${url}/data`, { text: 'x'.repeat(200_000) })).status).toBe(202);
+    expect((await postJson(`${url}/data`, { text: 'second' })).status).toBe(202);
+
+    const hung = await waitFor(async () => {
+      const ready = await readyz(url);
+      return ready.status === 503 && ready.body.checks.writer.hung === true ? ready : null;
+    }, 'the writer check to say hung');
+    expect(hung.body.checks.writer).toMatchObject({ ok: false, hung: true, stalled: true, alive: true });
+    await waitFor(() => server?.logLines().find((line) => line.msg === 'writer stalled' && line.hung === true), 'the writer stalled WARN');
+    // Everything else still answers.
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+
+    const signalledAt = Date.now();
+    server.child.kill('SIGTERM');
+    const exit = await server.exited;
+    const stopMs = Date.now() - signalledAt;
+    // process.exit would wait for the blocked thread for ever; the server ends itself instead.
+    expect(exit).toEqual({ code: null, signal: 'SIGKILL' });
+    expect(server.logLines().find((line) => line.msg === 'shutdown timed out with rows not written')).toMatchObject({
+      level: 50,
+      rows: 2,
+      writer_blocked: true,
+    });
+    // 2 s, then the log flush (at most 2 s).
+    expect(stopMs).toBeGreaterThanOrEqual(1_900);
+    expect(stopMs).toBeLessThan(2_000 + 2_500);
+  });
+});
