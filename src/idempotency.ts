@@ -11,6 +11,36 @@
  * the oldest forgotten first. Memory only: the window does not survive a restart.
  */
 
+/**
+ * SPEC section 11: the longest key taken. Keys are held in memory,
+ * IDEMPOTENCY_MAX_KEYS of them, so their length bounds the store's size.
+ */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 128;
+
+/** The headers that carry a key, the first present one deciding. */
+const KEY_HEADERS = ['Idempotency-Key', 'X-Request-Id'] as const;
+
+/** A request's key and the header it came in; a key must be checked before it is claimed. */
+export interface IdempotencyKey {
+  readonly header: (typeof KEY_HEADERS)[number];
+  readonly key: string;
+}
+
+/** The key a request carries, if any (an empty header is none). */
+export function idempotencyKeyOf(get: (header: string) => string | undefined): IdempotencyKey | undefined {
+  for (const header of KEY_HEADERS) {
+    const key = get(header);
+    if (key !== undefined && key !== '') return { header, key };
+  }
+  return undefined;
+}
+
+/** Why a key cannot be remembered, in words; undefined when it can. */
+export function idempotencyKeyProblem({ header, key }: IdempotencyKey): string | undefined {
+  if (key.length <= MAX_IDEMPOTENCY_KEY_LENGTH) return undefined;
+  return `${header} is ${key.length} characters long; at most ${MAX_IDEMPOTENCY_KEY_LENGTH} are taken`;
+}
+
 /** What the first request was answered, to replay. */
 export interface RecordedAnswer {
   readonly status: number;
@@ -65,6 +95,8 @@ export function createIdempotencyStore({ windowSec, maxKeys, now }: IdempotencyO
 
   return {
     claim(stream, key) {
+      // The memory bound rests on this; callers refuse a longer key with a 400 first.
+      if (key.length > MAX_IDEMPOTENCY_KEY_LENGTH) throw new RangeError(`an idempotency key of ${key.length} characters was claimed`);
       const id = `${stream}\u0000${key}`;
       const existing = entries.get(id);
       if (existing !== undefined && existing.expiresAt > now()) return { first: false, earlier: existing };

@@ -13,7 +13,7 @@ import type { RowsAccepted } from '../dashboard/live-feed.js';
 import { BadRequestError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../errors.js';
 import { BodyTooLargeError, readBody as readRequestBody } from '../formats/read-body.js';
 import { type History, PAYLOAD_MAX_CHARS, payloadText } from '../history.js';
-import type { IdempotencyStore, KeyClaim, RecordedAnswer } from '../idempotency.js';
+import { type IdempotencyStore, type KeyClaim, type RecordedAnswer, idempotencyKeyOf, idempotencyKeyProblem } from '../idempotency.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { Metrics } from '../metrics.js';
 import { createRateLimit } from '../rate-limit.js';
@@ -50,9 +50,6 @@ export interface IngestRoute {
   /** The answers for queued and for stored rows. */
   answer(rows: number, durable: boolean): RecordedAnswer;
 }
-
-/** Longest Idempotency-Key taken: keys are kept in memory. */
-const MAX_KEY_LENGTH = 256;
 
 export interface IngestPipeline {
   /** The checks before the body is read, replays included, for one route. */
@@ -119,9 +116,10 @@ export function createIngestPipeline(deps: IngestDeps): IngestPipeline {
   const replayRepeats =
     (route: IngestRoute): RequestHandler =>
     async (req, res, next) => {
-      const key = req.get('idempotency-key') ?? req.get('x-request-id');
-      if (key === undefined || key === '') return next();
-      if (key.length > MAX_KEY_LENGTH) throw new BadRequestError(`Idempotency-Key is longer than ${MAX_KEY_LENGTH} characters`, 'BAD_KEY');
+      const found = idempotencyKeyOf((header) => req.get(header));
+      // A key too long to remember is never claimed; accept() refuses it with the body's 400s (SPEC section 9's order).
+      if (found === undefined || idempotencyKeyProblem(found) !== undefined) return next();
+      const key = found.key;
       const stream = res.locals.stream as string;
       for (;;) {
         const claim = idempotency.claim(stream, key);
@@ -164,6 +162,9 @@ export function createIngestPipeline(deps: IngestDeps): IngestPipeline {
       );
     }
     checkRequestWidth(readings, config.maxColumns);
+    const found = idempotencyKeyOf((header) => req.get(header));
+    const keyProblem = found === undefined ? undefined : idempotencyKeyProblem(found);
+    if (keyProblem !== undefined) throw new BadRequestError(keyProblem, 'BAD_IDEMPOTENCY_KEY');
     const durable = wantsDurableAck(req, config.ackMode);
     const stored = writer.enqueue(stream, readings, receivedAt);
     activity.record(stream, receivedAt);

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
@@ -75,7 +76,69 @@ describe('Idempotency-Key', () => {
   });
 });
 
+describe('a key longer than 128 characters', () => {
+  const LONG = 'k'.repeat(129);
+  const bytes = () => readFileSync(join(worlds.dir, 'data.csv'), 'utf8');
+
+  it.each(['Idempotency-Key', 'X-Request-Id'])('in %s is a 400 in words: nothing queued, nothing remembered, the CSV untouched', async (header) => {
+    const w = world();
+    await request(w.app).post('/data?ack=durable').send({ a: 0 }).expect(201);
+    const before = bytes();
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const res = await request(w.app).post('/data?ack=durable').set(header, LONG).send({ a: 1 });
+      expect(res.status).toBe(400);
+      expect(res.headers['idempotent-replayed']).toBeUndefined();
+      expect(res.body).toEqual({ error: `${header} is 129 characters long; at most 128 are taken`, code: 'BAD_IDEMPOTENCY_KEY' });
+    }
+    const lp = await request(w.app).post('/write?db=data').set(header, LONG).send('m v=1');
+    expect(lp.status).toBe(400);
+    expect(lp.body.error).toBe(`${header} is 129 characters long; at most 128 are taken`);
+    expect(w.writer.length).toBe(0);
+    expect(w.idempotency.size).toBe(0);
+    await w.writer.drain(5_000);
+    expect(bytes()).toBe(before);
+    expect((await request(w.app).get('/metrics')).text).toContain('ingest_rejected_total{stream="data",reason="bad_idempotency_key"} 3');
+  });
+
+  it('of exactly 128 is taken and replayed', async () => {
+    const { app } = world();
+    const key = 'k'.repeat(128);
+    await request(app).post('/data').set('idempotency-key', key).send({ a: 1 }).expect(202);
+    const replay = await request(app).post('/data').set('idempotency-key', key).send({ a: 2 });
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    await worlds.writer.drain(5_000);
+    expect(rows().map((r) => r[1])).toEqual(['1']);
+  });
+
+  it('is a body-level 400 in the SPEC order: after 415 and 413, with the body\'s own 400s, before the queue\'s 503', async () => {
+    const runner = heldRunner();
+    const w = world({ env: { WRITE_QUEUE_MAXSIZE: '1', MAX_REQUEST_BYTES: '1000' }, runner });
+    const send = (body: string, type = 'application/json') => request(w.app).post('/data').set('idempotency-key', LONG).set('content-type', type).send(body);
+    expect((await send('{"a":1}', 'text/plain')).status).toBe(415);
+    expect((await send(JSON.stringify({ a: 'x'.repeat(2000) }))).status).toBe(413);
+    const badJson = await send('{bad');
+    expect(badJson.status).toBe(400);
+    expect(badJson.body.code).not.toBe('BAD_IDEMPOTENCY_KEY');
+    // Fill the queue until a plain request gets the 503; the long key still gets its 400.
+    while ((await request(w.app).post('/data').send({ fill: 1 })).status !== 503);
+    const refused = await send('{"a":1}');
+    expect(refused.status).toBe(400);
+    expect(refused.body.code).toBe('BAD_IDEMPOTENCY_KEY');
+    runner.release();
+    await w.writer.drain(5_000);
+    expect(rows().map((r) => r[1])).not.toContain('');
+    expect(readCsv(join(worlds.dir, 'data.csv'))[0]).toEqual(['received_at', 'fill']);
+  });
+});
+
 describe('the idempotency store', () => {
+  it('refuses to claim a key longer than 128 characters: its memory bound rests on that', () => {
+    const store = createIdempotencyStore({ windowSec: 10, maxKeys: 2, now: () => 0 });
+    expect(() => store.claim('s', 'k'.repeat(129))).toThrow(RangeError);
+    expect(store.claim('s', 'k'.repeat(128)).first).toBe(true);
+  });
+
+
   it('forgets keys after the window and the oldest past IDEMPOTENCY_MAX_KEYS', () => {
     let now = 0;
     const store = createIdempotencyStore({ windowSec: 10, maxKeys: 2, now: () => now });
