@@ -367,15 +367,18 @@ export function createWriter(deps: WriterDeps): Writer {
 const ROW_OVERHEAD_BYTES = 25;
 
 /**
- * About the bytes the readings take as CSV rows: every cell in UTF-8 and a
- * comma after it (quoting aside), for the queue's byte bound. Linear in the
- * request's size, like everything else done per request.
+ * About the bytes the readings take as CSV rows, for the queue's byte bound:
+ * every cell in UTF-8 and a comma after it (quoting aside), plus each column
+ * name, which a queued row holds too (a reading of 1,000 long nested keys and
+ * empty cells is small on disk but not in memory). Linear in the request's
+ * size, like everything else done per request.
  */
 export function encodedBytes(readings: readonly Reading[]): number {
   let bytes = 0;
   for (const reading of readings) {
     bytes += ROW_OVERHEAD_BYTES;
     for (const cell of reading.cells) bytes += Buffer.byteLength(cell) + 1;
+    for (const column of reading.columns) bytes += Buffer.byteLength(column);
   }
   return bytes;
 }

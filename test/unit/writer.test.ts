@@ -6,7 +6,7 @@ import type { BatchTask } from '../../src/writer/batch.js';
 import { type BatchRunner, createInlineRunner } from '../../src/writer/runners.js';
 import { defaultWriteDeps } from '../../src/writer/write-batch.js';
 import type { WriterFs } from '../../src/writer/writer-fs.js';
-import { type Writer, createWriter } from '../../src/writer/writer.js';
+import { type Writer, createWriter, encodedBytes } from '../../src/writer/writer.js';
 import { heldRunner, memoryLogger, readCsv, tempDir, testConfig, waitFor } from '../helpers.js';
 
 let dir: ReturnType<typeof tempDir>;
@@ -265,5 +265,15 @@ describe('createWriter limits (SPEC section 11)', () => {
     expect(readCsv(join(dir.path, 'data.csv')).map((r) => r.slice(1))).toEqual([['c', 'd', 'e'], ['4', '5', '6']]);
     expect(lines.some((l) => l.msg === 'csv schema changed' && l.reset === true)).toBe(true);
     expect(writer.length).toBe(0);
+  });
+});
+
+describe('encodedBytes', () => {
+  it('counts cells in UTF-8 with their commas, the column names a row holds, and the row overhead', () => {
+    expect(encodedBytes([{ columns: ['a'], cells: ['x'] }])).toBe(25 + 2 + 1);
+    expect(encodedBytes([{ columns: ['t'], cells: ['°C'] }])).toBe(25 + 4 + 1);
+    // Long keys with empty cells take little room on disk, but the queue holds every name.
+    const wide = { columns: Array.from({ length: 1000 }, (_, i) => `${'k'.repeat(120)}${i}`), cells: Array.from({ length: 1000 }, () => '') };
+    expect(encodedBytes([wide])).toBeGreaterThan(120_000);
   });
 });
