@@ -9,13 +9,13 @@
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import * as nodeFs from 'node:fs';
-import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { Registry } from 'prom-client';
 import { createCollectorApp } from './collector-app.js';
 import { type Config, ConfigError, loadConfig, redactConfig } from './config.js';
+import { createHttpServer } from './http-server.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { journalPathOf, openCollectJournal } from './nats/collect-journal.js';
@@ -138,7 +138,8 @@ async function main(): Promise<void> {
     startedAt,
     natsCheck: () => ({ ok: collector.connected, connected: collector.connected }),
   });
-  const server = createServer(app);
+  // SPEC section 11's slow-client limits hold for the collector's port too.
+  const server = createHttpServer(app);
   await new Promise<void>((resolve) => {
     server.once('error', (error: NodeJS.ErrnoException) => fail(`cannot listen on ${config.host}:${config.port}: ${error.message} (${error.code ?? 'error'})`));
     server.listen(config.port, config.host, () => resolve());

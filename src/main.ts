@@ -4,7 +4,7 @@
  * and the shutdown that drains the writer on SIGTERM or SIGINT.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { type Server, createServer } from 'node:http';
+import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import * as nodeFs from 'node:fs';
@@ -24,6 +24,7 @@ import { createMetrics } from './metrics.js';
 import { createMonitor } from './monitor.js';
 import { createStreamActivity } from './stream-activity.js';
 import { type Config, ConfigError, loadConfig, redactConfig } from './config.js';
+import { createHttpServer } from './http-server.js';
 import type { Forwarder } from './nats/forwarder.js';
 import { repairCurrentFiles } from './writer/repair.js';
 import { createThreadRunner } from './writer/runners.js';
@@ -32,8 +33,6 @@ import { type Writer, createWriter } from './writer/writer.js';
 
 /** sysexits.h EX_CONFIG: the exit code SPEC section 2 gives a bad configuration. */
 const EXIT_CONFIG = 78;
-const REQUEST_TIMEOUT_MS = 30_000;
-const HEADERS_TIMEOUT_MS = 10_000;
 /** The last log lines get this long to reach stdout and LOG_DIR before exit (a stuck log disk must not hold the exit up). */
 const LOG_FLUSH_DEADLINE_MS = 2_000;
 
@@ -138,11 +137,9 @@ async function main(): Promise<void> {
     startedAt,
     ...(forwarder === undefined ? {} : { readyChecks: () => ({ forward: forwardCheck(forwarder) }) }),
   });
-  const server = createServer(app);
-  // Slow senders: a request must arrive whole within 30 s, its headers within 10 s
-  // (Node's defaults, 300 s and 60 s, let a slow-loris hold sockets for long on a Pi).
-  server.requestTimeout = REQUEST_TIMEOUT_MS;
-  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  // Slow senders: a request must arrive whole within 30 s, its headers within 10 s, and
+  // the 408 come on time (Node's defaults let a slow-loris hold sockets for long on a Pi).
+  const server = createHttpServer(app);
   await listen(server, config);
   // Under PM2 (wait_ready), this tells it the server is serving.
   process.send?.('ready');
