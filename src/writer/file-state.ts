@@ -19,7 +19,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import { type WriterFs, fsyncDirectory } from './writer-fs.js';
+import { type WriterFs, fsyncDirectory, writeAll } from './writer-fs.js';
 
 export const STATE_DIR = '.sensor-ingest';
 const FILES_DIR = 'files';
@@ -111,8 +111,7 @@ export function writeFileStateDurably(fs: WriterFs, csvPath: string, state: File
   const temporary = `${path}.tmp`;
   const fd = fs.openSync(temporary, 'w');
   try {
-    const bytes = Buffer.from(encodeFileState(state));
-    fs.writeSync(fd, bytes, 0, bytes.length, 0);
+    writeAll(fs, fd, Buffer.from(encodeFileState(state)), 0);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
@@ -131,8 +130,12 @@ export function recordSynced(fs: WriterFs, csvPath: string, state: FileState, sy
   const next = { id: state.id, created: state.created, synced };
   const fd = fs.openSync(statePathOf(csvPath), 'r+');
   try {
-    const bytes = Buffer.from(encodeFileState(next));
-    fs.writeSync(fd, bytes, 0, bytes.length, 0);
+    writeAll(fs, fd, Buffer.from(encodeFileState(next)), 0);
+  } catch (error) {
+    // Part of the line may be written: put the old one back, or its digits could
+    // mix into a length larger than the file, which would read as a new file.
+    writeAll(fs, fd, Buffer.from(encodeFileState({ id: state.id, created: state.created, synced: state.synced })), 0);
+    throw error;
   } finally {
     fs.closeSync(fd);
   }

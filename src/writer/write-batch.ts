@@ -23,7 +23,7 @@ import { cachedHeader, forgetRowEnd, knownRowEnd, rememberHeader, rememberRowEnd
 import { type FileState, ensureFileState, markArchiving, newFileId, recordSynced, writeFileStateDurably } from './file-state.js';
 import { type RepairResult, endOfLastRow, repairCutRow } from './repair.js';
 import { type Journal, type ResumePoint, beginTask, noteWrite } from './write-journal.js';
-import { type WriterFs, fsyncDirectory } from './writer-fs.js';
+import { type WriterFs, fsyncDirectory, writeAll } from './writer-fs.js';
 
 /** Takes a file's lock and resolves to its release. */
 export type LockFile = (path: string) => Promise<() => Promise<void>>;
@@ -391,15 +391,6 @@ function rowsInPlace(fs: WriterFs, file: OpenFile, header: readonly string[], ba
     count++;
   }
   return { count, end: offset };
-}
-
-/** Writes every byte, looping over short writes. */
-function writeAll(fs: WriterFs, fd: number, bytes: Buffer): void {
-  for (let offset = 0; offset < bytes.length; ) {
-    const written = fs.writeSync(fd, bytes, offset, bytes.length - offset);
-    if (written <= 0) throw Object.assign(new Error('write made no progress'), { code: 'ESHORTWRITE' });
-    offset += written;
-  }
 }
 
 /**

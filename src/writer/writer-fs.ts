@@ -30,3 +30,16 @@ export function fsyncDirectory(fs: Pick<WriterFs, 'openSync' | 'fsyncSync' | 'cl
     fs.closeSync(fd);
   }
 }
+
+/**
+ * Writes every byte, looping over short writes; at `position` when given
+ * (a state line rewritten in place), else at the file's end (appending).
+ */
+export function writeAll(fs: Pick<WriterFs, 'writeSync'>, fd: number, bytes: Buffer, position?: number): void {
+  for (let offset = 0; offset < bytes.length; ) {
+    const left = bytes.length - offset;
+    const written = position === undefined ? fs.writeSync(fd, bytes, offset, left) : fs.writeSync(fd, bytes, offset, left, position + offset);
+    if (written <= 0) throw Object.assign(new Error('write made no progress'), { code: 'ESHORTWRITE' });
+    offset += written;
+  }
+}
