@@ -7,7 +7,7 @@
  */
 import { RECEIVED_AT, encodeLine } from '../csv.js';
 import { isIndexKey, parseJsonText } from '../formats/json-text.js';
-import { checkKey } from '../reading.js';
+import { ReadingBuilder } from '../reading.js';
 
 export interface RowMessage {
   readonly site: string;
@@ -57,7 +57,7 @@ export type Validated = { readonly ok: true; readonly message: RowMessage; reado
  * SPEC section 10's valid message: all five fields; site and stream are
  * names and equal the subject's last two tokens; received_at is ISO 8601
  * UTC with milliseconds; cells an object of strings under section 3's key
- * rules. The id must name the same site.
+ * rules, as ingest takes a reading. The id must name the same site.
  */
 export function validateRowMessage(subject: string, id: string | undefined, data: Uint8Array): Validated {
   let body: unknown;
@@ -78,11 +78,15 @@ export function validateRowMessage(subject: string, id: string | undefined, data
     return { ok: false, why: 'received_at is not ISO 8601 UTC with milliseconds' };
   }
   if (typeof cells !== 'object' || cells === null || Array.isArray(cells)) return { ok: false, why: 'cells is not an object' };
+  // Ingest's own rules for a reading (reading.ts), so the collector refuses what ingest
+  // refuses (SPEC section 11): the key rules, no two keys on one column after the
+  // formula guard (`=a` and `'=a` are both the header cell `'=a`, and one cell would
+  // overwrite the other), and well-formed text.
+  const reading = new ReadingBuilder('');
   for (const [key, value] of Object.entries(cells)) {
     if (typeof value !== 'string') return { ok: false, why: `cell '${key.slice(0, 40)}' is not a string` };
-    if (key === '') return { ok: false, why: 'a cell key is empty' };
     try {
-      checkKey(key, '');
+      reading.add(key, value);
     } catch (error) {
       return { ok: false, why: (error as Error).message };
     }

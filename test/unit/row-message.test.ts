@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readHeaderRecord, readRecords } from '../../src/nats/csv-reader.js';
 import { type RowMessage, cellColumns, encodeRowMessage, messageId, parseMessageId, rowBytes, validateRowMessage } from '../../src/nats/row-message.js';
+import { flattenReading } from '../../src/reading.js';
 import { defaultWriteDeps, writeFileBatch } from '../../src/writer/write-batch.js';
 import { tempDir } from '../helpers.js';
 
@@ -178,6 +179,38 @@ describe('validateRowMessage', () => {
 
   it('rejects an empty cell key (section 3: keys are non-empty), which checkKey does not check', () => {
     expect(validate({ ...base(), cells: { '': '1' } }).ok).toBe(false);
+  });
+
+  it.each([
+    ['=a', "'=a"],
+    ["'+x", '+x'],
+    ['@cmd', "'@cmd"],
+    ['-x', "'-x"],
+  ])('rejects cells %j and %j, which the formula guard puts on one column, as ingest rejects such a reading', (first, second) => {
+    expect(why(validate({ ...base(), cells: { [first]: '1', [second]: '2' } }))).toBe(`keys '${first}' and '${second}' land on the same column`);
+    expect(() => flattenReading({ [first]: '1', [second]: '2' }, '')).toThrow(`keys '${first}' and '${second}' land on the same column`);
+  });
+
+  it('refuses exactly what ingest refuses: the same rule, shared, not a copy', () => {
+    // Numbers are not guarded: "-1" and "'-1" are two columns; "=1" is guarded and meets "'=1".
+    const pairs = [['-1', "'-1"], ['+1.5e3', "'+1.5e3"], ['=1', "'=1"], ['a', "'a"], ["'", "''"], ['=', "'="], ['@', "'@"]];
+    for (const [first = '', second = ''] of pairs) {
+      const cells = { [first]: 'x', [second]: 'y' };
+      let ingestRefuses = false;
+      try {
+        flattenReading(cells, '');
+      } catch {
+        ingestRefuses = true;
+      }
+      expect(validate({ ...base(), cells }).ok, `${first} ${second}`).toBe(!ingestRefuses);
+    }
+    expect(validate({ ...base(), cells: { '-1': 'x', "'-1": 'y' } }).ok).toBe(true);
+    expect(validate({ ...base(), cells: { '=1': 'x', "'=1": 'y' } }).ok).toBe(false);
+  });
+
+  it('rejects a cell that is not well-formed Unicode (a lone surrogate would be written as U+FFFD), as ingest does', () => {
+    const text = JSON.stringify({ ...base(), cells: { t: 'SURROGATE' } }).replace('SURROGATE', '\\ud800');
+    expect(why(validateRowMessage(SUBJECT, ID, Buffer.from(text)))).toBe('the value of key "t" is not well-formed Unicode (a lone surrogate)');
   });
 
   it('rejects a Nats-Msg-Id that is missing, malformed, or names another site', () => {
