@@ -70,7 +70,7 @@ function parseLine(line: string, where: string, options: LineProtocolOptions): R
   const reading = new ReadingBuilder(where);
   const name = (kind: string, key: string): string => {
     if (key === '') bad(`a ${kind} has an empty name`);
-    if (RESERVED.has(key)) bad(`a ${kind} may not be named '${key}': that column is the server's`);
+    if (RESERVED.has(key)) bad(`a ${kind} may not be named '${preview(key)}': that column is the server's`);
     return key;
   };
 
@@ -81,10 +81,10 @@ function parseLine(line: string, where: string, options: LineProtocolOptions): R
   while (scanner.peek() === ',') {
     scanner.skip();
     const key = name('tag', scanner.until('=', ',', ' '));
-    if (scanner.peek() !== '=') bad(`tag '${key}' has no '='`);
+    if (scanner.peek() !== '=') bad(`tag '${preview(key)}' has no '='`);
     scanner.skip();
     const value = scanner.until(',', ' ');
-    if (value === '') bad(`tag '${key}' has an empty value`);
+    if (value === '') bad(`tag '${preview(key)}' has an empty value`);
     reading.add(key, value);
   }
   if (scanner.peek() !== ' ') bad('expected a space and then fields');
@@ -94,9 +94,9 @@ function parseLine(line: string, where: string, options: LineProtocolOptions): R
   do {
     if (fields > 0) scanner.skip(); // the ','
     const key = name('field', scanner.until('=', ',', ' '));
-    if (scanner.peek() !== '=') bad(`field '${key}' has no '='`);
+    if (scanner.peek() !== '=') bad(`field '${preview(key)}' has no '='`);
     scanner.skip();
-    reading.add(key, scanner.peek() === '"' ? scanner.quoted(() => bad(`field '${key}': the string is not closed`)) : fieldValue(key, scanner.until(',', ' '), bad));
+    reading.add(key, scanner.peek() === '"' ? scanner.quoted(() => bad(`field '${preview(key)}': the string is not closed`)) : fieldValue(key, scanner.until(',', ' '), bad));
     fields++;
   } while (scanner.peek() === ',');
 
@@ -122,7 +122,7 @@ function fieldValue(key: string, text: string, bad: (what: string) => never): st
     const value = Number(text);
     if (Number.isFinite(value)) return String(value);
   }
-  return bad(`field '${key}' has an invalid value '${preview(text)}'`);
+  return bad(`field '${preview(key)}' has an invalid value '${preview(text)}'`);
 }
 
 /**
@@ -138,7 +138,7 @@ function integerValue(key: string, text: string, kind: 'signed' | 'unsigned', ba
   const [min, max] = kind === 'signed' ? INT64_RANGE : UINT64_RANGE;
   const value = digits.length <= MAX_INTEGER_DIGITS ? BigInt(negative ? `-${digits}` : digits) : undefined;
   if (value === undefined || value < min || value > max) {
-    return bad(`field '${key}': ${preview(text)} is outside the ${kind} 64-bit integer range (${min} to ${max})`);
+    return bad(`field '${preview(key)}': ${preview(text)} is outside the ${kind} 64-bit integer range (${min} to ${max})`);
   }
   return value.toString();
 }
@@ -150,7 +150,7 @@ function preview(text: string): string {
 
 /** ISO 8601 UTC keeping the precision sent: ns gives 9 fractional digits, s none. */
 function formatTimestamp(text: string, precision: Precision, bad: (what: string) => never): string {
-  if (!/^-?\d{1,19}$/.test(text)) return bad(`the timestamp '${text}' is not a whole number`);
+  if (!/^-?\d{1,19}$/.test(text)) return bad(`the timestamp '${preview(text)}' is not a whole number`);
   const digits = FRACTION_DIGITS[precision];
   const perSecond = 10n ** BigInt(digits);
   const value = BigInt(text);

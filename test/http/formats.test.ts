@@ -247,6 +247,9 @@ describe('InfluxDB line protocol', () => {
     // Never handed to BigInt: converting it took 0.6 s of main-thread CPU. The message shows its start only.
     ['a 1 MB integer', `m v=${'9'.repeat(1_000_000)}i`, `field 'v': ${'9'.repeat(40)}… is outside the ${SIGNED}`],
     ['a 1 MB unsigned after leading zeros', `m v=${'0'.repeat(500_000)}${'1'.repeat(500_000)}u`, `field 'v': ${'0'.repeat(40)}… is outside the ${UNSIGNED}`],
+    // A 400 that echoed a 1 MB value would cost as much again: every value and name is cut in messages.
+    ['a 1 MB timestamp', `m v=1i ${'7'.repeat(1_000_000)}`, `the timestamp '${'7'.repeat(40)}…' is not a whole number`],
+    ['a 1 MB tag name with no value', `m,${'k'.repeat(1_000_000)} v=1i`, `tag '${'k'.repeat(40)}…' has no '='`],
   ])('refuses %s as InfluxDB does: a 400 naming the line, and the CSV untouched', async (_what, badLine, error) => {
     const { app } = world();
     await request(app).post('/write?db=data&precision=s').send('ok v=0i 1700000000').expect(204);
