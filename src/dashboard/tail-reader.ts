@@ -10,6 +10,12 @@ import { parseRecord } from '../csv.js';
 /** How much of a file's end is read at start-up, per stream. */
 export const TAIL_BYTES = 512 * 1024;
 const HEADER_CHUNK_BYTES = 16 * 1024;
+/**
+ * Past any header the writer makes: MAX_COLUMNS' ceiling, 100000 columns, of
+ * 128 characters of up to 3 UTF-8 bytes, guarded and quoted, is under 40 MB.
+ * A file with no line end by then is refused loudly, never read whole.
+ */
+const HEADER_MAX_BYTES = 64 * 1024 * 1024;
 /** Every row starts with its `received_at` (ISO 8601 UTC, milliseconds). */
 const ROW_START = /\n(?=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z[,\n])/;
 
@@ -30,7 +36,10 @@ export type OpenFile = (path: string, flags: 'r') => Promise<{
   close(): Promise<void>;
 }>;
 
-/** The file's header and its rows in the last `maxBytes`; null for a file with no complete header. */
+/**
+ * The file's header and its rows in the last `maxBytes`; null for a file with
+ * no complete header yet. Throws for a file with no line end in its first 64 MB.
+ */
 export async function readTail(path: string, maxBytes = TAIL_BYTES, open: OpenFile = openFile): Promise<Tail | null> {
   const file = await open(path, 'r');
   try {
@@ -49,15 +58,15 @@ export async function readTail(path: string, maxBytes = TAIL_BYTES, open: OpenFi
     };
 
     // The header: read until its `\n` (column names hold no newline), however
-    // long it is: MAX_COLUMNS goes up to 100000 and a 128-character key up to
-    // 384 bytes, so no fixed cap fits (one of 256 KB once hid a wide file's
-    // rows). Each read is twice the last and only its own bytes are searched,
-    // so a wide header costs time linear in its length.
+    // long it is (a cap of 256 KB once hid a wide file's rows and columns).
+    // Each read is twice the last and only its own bytes are searched, so a
+    // wide header costs time linear in its length.
     const parts: Buffer[] = [];
     let headLength = 0;
     let headerEnd = -1;
     for (let want = HEADER_CHUNK_BYTES; headerEnd < 0 && headLength < size; want *= 2) {
-      const part = await readAt(headLength, Math.min(want, size - headLength));
+      if (headLength >= HEADER_MAX_BYTES) throw new Error(`${path} has no header line in its first ${HEADER_MAX_BYTES} bytes: not a CSV file this server wrote`);
+      const part = await readAt(headLength, Math.min(want, size - headLength, HEADER_MAX_BYTES - headLength));
       if (part.length === 0) break; // the file shrank since its stat
       const at = part.indexOf(0x0a);
       if (at >= 0) headerEnd = headLength + at;

@@ -5,7 +5,7 @@
  * files rotate daily or not, across archive-and-widen. Paths that try to
  * leave the stream's files, unknown streams and bad days are refused.
  */
-import { mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { type Server, createServer, request as httpRequest } from 'node:http';
 import { once } from 'node:events';
 import { join } from 'node:path';
@@ -162,6 +162,19 @@ describe('a file whose header passes 300 KB', () => {
     const res = await request(w.app).get('/streams/data/csv').expect(200);
     expect(res.text).toBe(file);
     expect(rowsOfDownload(res.text).rows.map((r) => r[keys[0] as string])).toEqual(['row 1', 'row 2', 'row 3']);
+  });
+
+  it('but a file with no line end in its first 64 MB fails the listing and the download loudly, never as a stream with no rows', async () => {
+    const w = world();
+    const path = join(worlds.dir, 'data.csv');
+    writeFileSync(path, 'received_at,');
+    truncateSync(path, 65 * 1024 * 1024); // a hole of zero bytes: no line end
+    for (const url of ['/streams', '/streams/data/csv']) {
+      const res = await request(w.app).get(url);
+      expect(res.status, url).toBe(500);
+      expect(res.body, url).toEqual({ error: 'internal error', code: 'INTERNAL' });
+    }
+    expect(w.lines.filter((l) => l.msg === 'request failed')).toHaveLength(2);
   });
 });
 

@@ -5,7 +5,7 @@
  * Parsing the growing text again at each 64 KiB chunk, as the export once did,
  * looked at a 1 MB row about ten times. No wall clock: the count is the test.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type CsvReading, exportCsv } from '../../src/csv-export.js';
@@ -108,5 +108,13 @@ describe('reading a wide header', () => {
     expect(tail?.rows).toHaveLength(1);
     // Reads double from 16 KiB: never much more than twice what was needed.
     expect(tail?.bytesRead).toBeLessThanOrEqual(readFileSync(path).length * 2 + 16 * 1024);
+  });
+
+  it('refuses loudly a file with no line end in its first 64 MB, without reading it whole; gives null for a header not yet ended', async () => {
+    const path = join(dir.path, 'data.csv');
+    writeFileSync(path, 'received_at,');
+    expect(await readHeader(path)).toBeNull(); // a header being written
+    truncateSync(path, 65 * MB); // the rest a hole of zero bytes: no line end anywhere
+    await expect(readHeader(path)).rejects.toThrow(`${path} has no header line in its first ${64 * MB} bytes: not a CSV file this server wrote`);
   });
 });
