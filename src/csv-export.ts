@@ -51,7 +51,7 @@ const CSV_READING: CsvReading = { scanRowEnds, parseRecord };
  * Linear in the bytes whatever the row size: each chunk is scanned once for
  * row ends (the scan keeps its quote state across chunks), and a record is
  * parsed once, when its end has arrived. Parsing the growing text again at
- * every chunk, as this once did, looked at a 1 MB row sixteen times over.
+ * 64 KiB chunk, as this once did, looked at each byte of 1 MB rows ~9 times.
  */
 export async function* exportCsv(
   paths: readonly string[],
