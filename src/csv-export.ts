@@ -50,7 +50,7 @@ const CSV_READING: CsvReading = { scanRowEnds, parseRecord };
  *
  * Linear in the bytes whatever the row size: each chunk is scanned once for
  * row ends (the scan keeps its quote state across chunks), and a record is
- * parsed once, when its end has arrived. Parsing the growing text again at
+ * parsed once, when its end has arrived. Parsing the growing text again at each
  * 64 KiB chunk, as this once did, looked at each byte of 1 MB rows ~9 times.
  */
 export async function* exportCsv(
