@@ -100,7 +100,8 @@ async function main(): Promise<void> {
   // The dashboard's charts start from the tails of the files, so they survive a restart.
   const live = createLivePoints({ streams: config.streams, quietAfterSec: config.inactivityWarnSec, now: Date.now });
   const restored = await restoreRecentPoints({ dataDir: config.dataDir, streams: config.streams, live, now: Date.now });
-  logger.info(restored, 'dashboard points restored');
+  for (const { file, error } of restored.unreadable) logger.warn({ file, err: error }, 'dashboard could not read file');
+  logger.info({ rows: restored.rows, bytes: restored.bytes }, 'dashboard points restored');
   const eventHub = createEventHub();
 
   const activity = createStreamActivity(config.streams, Date.now);

@@ -27,19 +27,34 @@ export function unguardCell(cell: string): string {
   return GUARDED.test(cell) ? cell.slice(1) : cell;
 }
 
+/** What start-up restored, and the files it could not read (their charts start empty; start-up goes on). */
+export interface Restored {
+  readonly rows: number;
+  readonly bytes: number;
+  readonly unreadable: Array<{ readonly file: string; readonly error: string }>;
+}
+
 /** Restores every stream; returns the rows put back and the bytes read. */
-export async function restoreRecentPoints(options: RestoreOptions): Promise<{ rows: number; bytes: number }> {
+export async function restoreRecentPoints(options: RestoreOptions): Promise<Restored> {
   const { dataDir, streams, live, now } = options;
   const maxBytes = options.maxBytesPerStream ?? TAIL_BYTES;
   const since = now() - WINDOW_MS;
   let rows = 0;
   let bytes = 0;
+  const unreadable: Array<{ file: string; error: string }> = [];
   for (const stream of streams) {
     const tails: Array<{ header: string[]; rows: string[][] }> = [];
     let budget = maxBytes;
     for (const file of (await listStreamFiles(dataDir, stream)).reverse()) {
       if (budget <= 0) break;
-      const tail = await readTail(join(dataDir, file.name), budget, options.open);
+      let tail: Awaited<ReturnType<typeof readTail>>;
+      try {
+        tail = await readTail(join(dataDir, file.name), budget, options.open);
+      } catch (error) {
+        // Say so, but never let a chart keep the server from starting: the file is no less there.
+        unreadable.push({ file: file.name, error: (error as Error).message });
+        break;
+      }
       if (tail === null) continue;
       budget -= tail.bytesRead;
       bytes += tail.bytesRead;
@@ -67,5 +82,5 @@ export async function restoreRecentPoints(options: RestoreOptions): Promise<{ ro
       }
     }
   }
-  return { rows, bytes };
+  return { rows, bytes, unreadable };
 }

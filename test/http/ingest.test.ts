@@ -205,16 +205,16 @@ describe('health', () => {
     expect(ready.body).toEqual({
       status: 'ok',
       checks: {
-        writer: { ok: true, alive: true, stalled: false },
+        writer: { ok: true, alive: true, stalled: false, hung: false },
         data_dir: { ok: true, path: worlds.dir },
-        queue: { ok: true, length: 0, max: 1 },
+        queue: { ok: true, length: 0, max: 1, bytes: 0, max_bytes: 33554432 },
       },
     });
     await request(app).post('/data').send({ a: 1 }).expect(202);
     const full = await request(app).get('/readyz');
     expect(full.status).toBe(503);
     expect(full.body.status).toBe('error');
-    expect(full.body.checks.queue).toEqual({ ok: false, length: 1, max: 1 });
+    expect(full.body.checks.queue).toEqual({ ok: false, length: 1, max: 1, bytes: 28, max_bytes: 33554432 });
     runner.release();
   });
 

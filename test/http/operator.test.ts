@@ -185,7 +185,7 @@ describe('/readyz follows the writer', () => {
     await waitFor(() => worlds.writer.stalled, 'the writer to stall');
     const stalled = await request(app).get('/readyz');
     expect(stalled.status).toBe(503);
-    expect(stalled.body.checks.writer).toEqual({ ok: false, alive: true, stalled: true });
+    expect(stalled.body.checks.writer).toEqual({ ok: false, alive: true, stalled: true, hung: false });
     const metrics = await request(app).get('/metrics?format=json');
     expect(metrics.body.write_error_total).toBeGreaterThanOrEqual(2);
     failing.on = false;

@@ -281,6 +281,17 @@ describe('restoreRecentPoints', () => {
     expect(back.streams[1]?.last_reading).toBeNull();
   });
 
+  it('skips a file it cannot read and says which, so a chart never keeps the server from starting', async () => {
+    const now = Date.UTC(2026, 10, 23, 12, 0, 0);
+    writeFileSync(join(dir.path, 'data.csv'), `received_at,t\n${new Date(now - 5000).toISOString()},1\n`);
+    const live = createLivePointsFor(now);
+    const failing: OpenFile = async () => {
+      throw Object.assign(new Error('EIO: i/o error, open'), { code: 'EIO' });
+    };
+    const result = await restoreRecentPoints({ dataDir: dir.path, streams: ['data'], live, now: () => now, open: failing });
+    expect(result).toEqual({ rows: 0, bytes: 0, unreadable: [{ file: 'data.csv', error: 'EIO: i/o error, open' }] });
+  });
+
   it('stops at the byte budget and at the window', async () => {
     const now = Date.UTC(2026, 10, 23, 12, 0, 0);
     const old = new Date(now - 2 * WINDOW_MS).toISOString();
