@@ -36,6 +36,23 @@ function flakyFs(): { fs: WriterFs; failing: { code: string | null } } {
   return { fs, failing };
 }
 
+/** An inline runner that notes every task and holds the first until released, so rows gather behind it. */
+function firstTaskHeld(): { tasks: BatchTask[]; runner: BatchRunner; release: () => void } {
+  const tasks: BatchTask[] = [];
+  const inline = createInlineRunner();
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const runner: BatchRunner = {
+    ...inline,
+    run: async (task) => {
+      tasks.push(task);
+      if (tasks.length === 1) await gate;
+      return inline.run(task);
+    },
+  };
+  return { tasks, runner, release };
+}
+
 function make(env: Record<string, string>, runner: BatchRunner) {
   const { logger, lines } = memoryLogger();
   const failures: string[] = [];
@@ -58,18 +75,7 @@ describe('createWriter', () => {
   });
 
   it('gathers rows that arrive during a write into the next group commit', async () => {
-    const tasks: BatchTask[] = [];
-    const inline = createInlineRunner();
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const runner: BatchRunner = {
-      ...inline,
-      run: async (task) => {
-        tasks.push(task);
-        if (tasks.length === 1) await gate;
-        return inline.run(task);
-      },
-    };
+    const { tasks, runner, release } = firstTaskHeld();
     const { writer } = make({}, runner);
     const first = writer.enqueue('data', [reading(0)], Date.now());
     const rest = [1, 2, 3].map((i) => writer.enqueue('data', [reading(i)], Date.now()));
@@ -243,18 +249,7 @@ describe('createWriter limits (SPEC section 11)', () => {
   });
 
   it('writes the request that would pass MAX_COLUMNS in the next commit, into a file of its own; every ack settles', async () => {
-    const tasks: BatchTask[] = [];
-    const inline = createInlineRunner();
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const runner: BatchRunner = {
-      ...inline,
-      run: async (task) => {
-        tasks.push(task);
-        if (tasks.length === 1) await gate;
-        return inline.run(task);
-      },
-    };
+    const { tasks, runner, release } = firstTaskHeld();
     const { writer, lines } = make({ MAX_COLUMNS: '3' }, runner);
     const first = writer.enqueue('data', [{ columns: ['a', 'b'], cells: ['1', '2'] }], Date.now());
     const fits = writer.enqueue('data', [{ columns: ['a'], cells: ['3'] }], Date.now());
