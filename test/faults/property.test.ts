@@ -574,10 +574,13 @@ async function runOnce(setup: Setup, steps: readonly Step[], stats: RunStats): P
     stats.archives += csvFiles.filter((name) => /\.\d{8}T\d{6}Z(-\d+)?\.csv$/.test(name)).length;
   } finally {
     faulty.clear();
-    await writer?.close();
-    vi.useRealTimers();
-    faulty.closeAll();
-    dir.cleanup();
+    try {
+      await writer?.close();
+    } finally {
+      vi.useRealTimers();
+      faulty.closeAll();
+      dir.cleanup();
+    }
   }
 }
 
