@@ -23,7 +23,7 @@ module.exports = {
       // The compiled server, run by node directly (build first: npm run build).
       script: path.join(__dirname, 'dist', 'main.js'),
       // A smaller young generation keeps peak memory down under load (README, Performance).
-      node_args: ['--max-semi-space-size=4'],
+      node_args: ['--max-semi-space-size=4', '--max-old-space-size=144'],
       exec_mode: 'fork',
       instances: 1,
       // PM2 sends SIGINT (the server drains on it as on SIGTERM), then waits this long.

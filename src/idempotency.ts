@@ -11,6 +11,8 @@
  * the oldest forgotten first. Memory only: the window does not survive a restart.
  */
 
+import { createHash } from 'node:crypto';
+
 /**
  * SPEC section 11: the longest key taken. Keys are held in memory,
  * IDEMPOTENCY_MAX_KEYS of them, so their length bounds the store's size.
@@ -90,6 +92,19 @@ export interface IdempotencyOptions {
   readonly now: () => number;
 }
 
+/**
+ * A remembered key as 32 bytes (SHA-256 of stream and key) instead of up to
+ * 128 characters: 100,000 keys are the largest thing the server keeps
+ * (SPEC section 11's memory budget). Two keys share an id only if SHA-256
+ * collides.
+ */
+function keyId(stream: string, key: string): string {
+  return createHash('sha256').update(stream).update('\u0000').update(key).digest('binary'); // latin1: 32 one-byte characters
+}
+
+/** What a settled entry keeps instead of its own promises, so 100,000 remembered keys stay small. */
+const SETTLED: Promise<void> = Promise.resolve();
+
 export function createIdempotencyStore({ windowSec, maxKeys, now }: IdempotencyOptions): IdempotencyStore {
   const entries = new Map<string, Entry>();
 
@@ -97,7 +112,7 @@ export function createIdempotencyStore({ windowSec, maxKeys, now }: IdempotencyO
     claim(stream, key) {
       // The memory bound rests on this; callers refuse a longer key with a 400 first.
       if (key.length > MAX_IDEMPOTENCY_KEY_LENGTH) throw new RangeError(`an idempotency key of ${key.length} characters was claimed`);
-      const id = `${stream}\u0000${key}`;
+      const id = keyId(stream, key);
       const existing = entries.get(id);
       if (existing !== undefined && existing.expiresAt > now()) return { first: false, earlier: existing };
       entries.delete(id);
@@ -113,6 +128,9 @@ export function createIdempotencyStore({ windowSec, maxKeys, now }: IdempotencyO
             entry.accepted = true;
             entry.rows = rows;
             entry.stored = stored;
+            void stored.then(() => {
+              entry.stored = SETTLED;
+            });
           },
           answered(answer) {
             if (!entry.accepted) {
@@ -121,6 +139,7 @@ export function createIdempotencyStore({ windowSec, maxKeys, now }: IdempotencyO
               entry.answer = answer;
             }
             settle();
+            entry.answered = SETTLED;
           },
         },
       };

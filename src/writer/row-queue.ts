@@ -60,18 +60,20 @@ export class RowQueue {
 
   /**
    * Hands out waiting entries, oldest first, for files that are due, up to
-   * about `maxRows` rows in at most `maxFiles` files (at least one entry).
+   * about `maxRows` rows and `maxBytes` bytes in at most `maxFiles` files (at least one entry).
    * Once one entry of a file is passed over, so are that file's later ones:
    * each file's rows go out in order.
    */
-  take(maxRows: number, maxFiles: number, isDue: (fileName: string) => boolean): QueueEntry[] {
+  take(maxRows: number, maxFiles: number, isDue: (fileName: string) => boolean, maxBytes = Number.POSITIVE_INFINITY): QueueEntry[] {
     const taken: QueueEntry[] = [];
     const files = new Set<string>();
     const passed = new Set<string>();
     let rows = 0;
+    let bytes = 0;
     for (const entry of this.entries) {
       if (this.inFlight.has(entry) || passed.has(entry.fileName)) continue;
-      const fits = rows + entry.rows.length <= maxRows && (files.has(entry.fileName) || files.size < maxFiles);
+      const fits =
+        rows + entry.rows.length <= maxRows && bytes + entry.bytes <= maxBytes && (files.has(entry.fileName) || files.size < maxFiles);
       if (!isDue(entry.fileName) || (!fits && taken.length > 0)) {
         passed.add(entry.fileName);
         continue;
@@ -80,6 +82,7 @@ export class RowQueue {
       this.inFlight.add(entry);
       files.add(entry.fileName);
       rows += entry.rows.length;
+      bytes += entry.bytes;
     }
     return taken;
   }

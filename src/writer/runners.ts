@@ -38,7 +38,7 @@ export function createThreadRunner(options: ThreadRunnerOptions = {}): BatchRunn
     maxThreads: 1,
     idleTimeout: Number.POSITIVE_INFINITY,
     // The thread only encodes and writes batches: a small young generation is plenty.
-    resourceLimits: { maxYoungGenerationSizeMb: 8 },
+    resourceLimits: { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 64 },
   });
   return {
     run: (task) => pool.run(task),

@@ -20,9 +20,9 @@ import { RECEIVED_AT, encodeLine, encodeRows, headerColumns, parseRecord } from 
 import type { BatchResult, BatchTask, FileBatch, FileOutcome, Row } from './batch.js';
 import { archiveFileName } from './file-names.js';
 import { cachedHeader, forgetRowEnd, knownRowEnd, rememberHeader, rememberRowEnd } from './file-memory.js';
-import { type FileState, ensureFileState, markArchiving, newFileId, recordSynced, writeFileStateDurably } from './file-state.js';
+import { type FileState, ensureFileState, readFileState, markArchiving, newFileId, recordSynced, writeFileStateDurably } from './file-state.js';
 import { type RepairResult, endOfLastRow, repairCutRow } from './repair.js';
-import { type Journal, type ResumePoint, beginTask, noteWrite } from './write-journal.js';
+import { type Journal, type ResumePoint, beginTask, noteWrite, pointFor } from './write-journal.js';
 import { type WriterFs, fsyncDirectory, writeAll } from './writer-fs.js';
 
 /** Takes a file's lock and resolves to its release. */
@@ -121,6 +121,10 @@ function closeFile(fs: WriterFs, file: OpenFile): void {
 function appendUnderLock(dataDir: string, batch: FileBatch, index: number, path: string, deps: WriteDeps, maxColumns: number): FileOutcome {
   const { fs } = deps;
   let file = openForAppend(fs, path);
+  if (file.size === 0 && completeWiden(fs, path)) {
+    closeFile(fs, file);
+    file = openForAppend(fs, path);
+  }
   try {
     let repaired: RepairResult | undefined;
     if (tailIsCut(fs, path, file)) {
@@ -154,7 +158,8 @@ function appendUnderLock(dataDir: string, batch: FileBatch, index: number, path:
       closeFile(fs, file);
       const known = new Set(onDisk);
       const added = plan.header.filter((column) => !known.has(column));
-      const widened = replaceWithWidened(dataDir, batch.fileName, taken.rows.slice(resumedRows), index, plan.header, deps, archived);
+      const was = resumedRows > 0 ? pointFor(batch.resume, file.ino) : undefined;
+      const widened = replaceWithWidened(dataDir, batch.fileName, taken.rows, { skip: resumedRows, was }, index, plan.header, deps, archived);
       return {
         ...outcome,
         ...widened,
@@ -172,10 +177,11 @@ function appendUnderLock(dataDir: string, batch: FileBatch, index: number, path:
     const resumedRows = inPlace.count;
     const rows = resumedRows === 0 ? taken.rows : taken.rows.slice(resumedRows);
     const bytes = Buffer.from(headerText + encodeRows(header, rows), 'utf8');
-    const rowsStart = resumedRows > 0 ? (batch.resume as ResumePoint).rowsStart : file.size + Buffer.byteLength(headerText);
-    if (deps.journal !== undefined) noteWrite(deps.journal, index, { ino: file.ino, rowsStart });
+    const found = resumedRows > 0 ? pointFor(batch.resume, file.ino) : undefined;
+    const point: ResumePoint = found ?? { ino: file.ino, rowsStart: file.size + Buffer.byteLength(headerText) };
+    if (deps.journal !== undefined) noteWrite(deps.journal, index, point);
     // A resumed batch's rows were written by a thread that died, perhaps before its fsyncs.
-    const fsyncSeconds = appendDurably(fs, file, bytes, created || resumedRows > 0 ? dirname(path) : null, { ino: file.ino, rowsStart });
+    const fsyncSeconds = appendDurably(fs, file, bytes, created || resumedRows > 0 ? dirname(path) : null, point);
     const end = fs.fstatSync(file.fd).size;
     const ourEnd = file.size + bytes.length;
     if (end === ourEnd) rememberRowEnd(path, file.ino, end);
@@ -240,6 +246,21 @@ export function planHeader(onDisk: readonly string[] | null, batch: FileBatch, m
   return { header: header ?? [RECEIVED_AT], rows, reset };
 }
 
+/**
+ * An archive-and-widen cut short between its two renames (the thread died, or
+ * the second rename and the rename back both failed): the old file is already
+ * the archive, and the new one, fsynced before the renames began, still
+ * waits as `<file>.new`. Puts it in place. Returns whether it did.
+ */
+function completeWiden(fs: WriterFs, path: string): boolean {
+  const nextPath = `${path}.new`;
+  const archivedAs = readFileState(fs, path)?.archivedAs;
+  if (archivedAs === undefined || !fs.existsSync(nextPath) || !fs.existsSync(join(dirname(path), archivedAs))) return false;
+  fs.renameSync(nextPath, path);
+  fsyncDirectory(fs, dirname(path));
+  return true;
+}
+
 /** Whether what was appended since we last knew the file ends part-way through a row. */
 function tailIsCut(fs: WriterFs, path: string, file: OpenFile): boolean {
   const from = knownRowEnd(path, file.ino, file.size);
@@ -280,7 +301,9 @@ function appendDurably(fs: WriterFs, file: OpenFile, bytes: Buffer, dirToSync: s
 function replaceWithWidened(
   dataDir: string,
   fileName: string,
-  rows: readonly Row[],
+  batchRows: readonly Row[],
+  /** `skip`: the batch's leading rows already in the old file (which becomes the archive), found at `was`: not written again. */
+  resumed: { readonly skip: number; readonly was: ResumePoint | undefined },
   index: number,
   header: readonly string[],
   deps: WriteDeps,
@@ -290,12 +313,12 @@ function replaceWithWidened(
   const path = join(dataDir, fileName);
   const nextPath = `${path}.new`;
   const headerText = encodeLine(header);
-  const bytes = Buffer.from(headerText + encodeRows(header, rows), 'utf8');
+  const { skip, was } = resumed;
+  const bytes = Buffer.from(headerText + encodeRows(header, skip === 0 ? batchRows : batchRows.slice(skip)), 'utf8');
   const next: OpenFile = { ...openForAppend(fs, nextPath), size: 0 };
   let fsyncSeconds: number;
   try {
     fs.ftruncateSync(next.fd, 0); // a leftover from a crash
-    if (deps.journal !== undefined) noteWrite(deps.journal, index, { ino: next.ino, rowsStart: Buffer.byteLength(headerText) });
     writeAll(fs, next.fd, bytes);
     const started = process.hrtime.bigint();
     fs.fsyncSync(next.fd);
@@ -310,15 +333,28 @@ function replaceWithWidened(
     throw error;
   }
   closeFile(fs, next);
+  // Noted before the renames, with the point it replaces: a thread that dies between them, or a
+  // rename that fails, leaves whichever file is current described (see completeWiden).
+  const placed: ResumePoint = {
+    ino: next.ino,
+    rowsStart: Buffer.byteLength(headerText),
+    ...(skip === 0 ? {} : { skip }),
+    ...(was === undefined ? {} : { was }),
+  };
+  if (deps.journal !== undefined) noteWrite(deps.journal, index, placed);
   const archivedAs = freeArchiveName(fs, dataDir, fileName, deps.now());
   // Marked first (durably), so a crash between the renames cannot leave the old id on the new file.
   markArchiving(fs, path, { ...old.state, synced: old.size }, basename(archivedAs));
-  fs.renameSync(path, join(dataDir, archivedAs));
   try {
-    fs.renameSync(nextPath, path);
+    fs.renameSync(path, join(dataDir, archivedAs));
+    try {
+      fs.renameSync(nextPath, path);
+    } catch (error) {
+      fs.renameSync(join(dataDir, archivedAs), path);
+      throw error;
+    }
   } catch (error) {
-    fs.renameSync(join(dataDir, archivedAs), path);
-    throw error;
+    throw Object.assign(error as Error, { resume: placed });
   }
   rememberRowEnd(path, next.ino, bytes.length);
   try {
@@ -328,7 +364,7 @@ function replaceWithWidened(
     // The rows are in place; only the renames may not be durable yet. The
     // retry finds the rows, skips them, and fsyncs the directory again; the
     // mark left on the state lets that write complete the move.
-    throw Object.assign(error as Error, { resume: { ino: next.ino, rowsStart: Buffer.byteLength(headerText) } });
+    throw Object.assign(error as Error, { resume: placed });
   }
   const archivedState = { id: old.state.id, created: old.state.created, synced: old.size };
   const moved = trackState(() => {
@@ -375,13 +411,16 @@ function rowsAlreadyWritten(fs: WriterFs, file: OpenFile, header: readonly strin
   return rowsInPlace(fs, file, header, batch).count;
 }
 
-/** The leading rows found in place, and the offset just past them. */
+/**
+ * The leading rows found in place (the point's skipped rows, in an earlier
+ * file, count as found), and the offset just past them.
+ */
 function rowsInPlace(fs: WriterFs, file: OpenFile, header: readonly string[], batch: FileBatch): { count: number; end: number } {
-  const point = batch.resume;
-  if (point === undefined || point.ino !== file.ino || point.rowsStart > file.size) return { count: 0, end: 0 };
+  const point = pointFor(batch.resume, file.ino);
+  if (point === undefined || point.rowsStart > file.size) return { count: 0, end: 0 };
   let offset = point.rowsStart;
-  let count = 0;
-  for (const row of batch.rows) {
+  let count = Math.min(point.skip ?? 0, batch.rows.length);
+  for (const row of count === 0 ? batch.rows : batch.rows.slice(count)) {
     const expected = Buffer.from(encodeRows(header, [row]), 'utf8');
     if (offset + expected.length > file.size) break;
     const actual = Buffer.alloc(expected.length);

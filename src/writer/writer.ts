@@ -78,8 +78,13 @@ export interface Writer {
   close(): Promise<void>;
 }
 
-/** Rows per group commit at most, so one structured-clone message stays small. */
+/**
+ * Rows and bytes per group commit at most, so the structured clone that carries
+ * a commit to the writer thread (and the thread's copy of it) stays small
+ * however full the queue is (SPEC section 11's memory budget).
+ */
 const MAX_ROWS_PER_COMMIT = 20_000;
+const MAX_BYTES_PER_COMMIT = 4 * 1024 * 1024;
 /** Weight of the newest batch in the drain-rate average. */
 const RATE_SMOOTHING = 0.3;
 
@@ -156,7 +161,7 @@ export function createWriter(deps: WriterDeps): Writer {
     const started = now();
     beginWatch(started);
     lastCommitAt = started;
-    const entries = queue.take(MAX_ROWS_PER_COMMIT, JOURNAL_FILES, isDue);
+    const entries = queue.take(MAX_ROWS_PER_COMMIT, JOURNAL_FILES, isDue, MAX_BYTES_PER_COMMIT);
     const task: BatchTask = { seq: ++taskSeq, dataDir: config.dataDir, maxColumns: config.maxColumns, files: groupByFile(entries) };
     let result: BatchResult;
     try {
@@ -365,19 +370,22 @@ export function createWriter(deps: WriterDeps): Writer {
 
 /** The length of received_at and the row's line end, in bytes. */
 const ROW_OVERHEAD_BYTES = 25;
+/** What a queued cell costs in memory besides its text (a string, its slots in two arrays, the parsed value it came from), as measured: about 64 bytes. */
+const CELL_OVERHEAD_BYTES = 64;
 
 /**
- * About the bytes the readings take as CSV rows, for the queue's byte bound:
- * every cell in UTF-8 and a comma after it (quoting aside), plus each column
- * name, which a queued row holds too (a reading of 1,000 long nested keys and
- * empty cells is small on disk but not in memory). Linear in the request's
- * size, like everything else done per request.
+ * About the bytes the readings take as queued rows, for the queue's byte
+ * bound: every cell in UTF-8 with the comma after it (as encoded, quoting
+ * aside), each column name, and what each cell costs in memory besides its
+ * text. A reading of 1,000 long nested keys and empty cells is small on disk
+ * but not in memory, and the bound is there to keep memory (SPEC section 11).
+ * Linear in the request's size, like everything else done per request.
  */
 export function encodedBytes(readings: readonly Reading[]): number {
   let bytes = 0;
   for (const reading of readings) {
     bytes += ROW_OVERHEAD_BYTES;
-    for (const cell of reading.cells) bytes += Buffer.byteLength(cell) + 1;
+    for (const cell of reading.cells) bytes += Buffer.byteLength(cell) + 1 + CELL_OVERHEAD_BYTES;
     for (const column of reading.columns) bytes += Buffer.byteLength(column);
   }
   return bytes;

@@ -31,7 +31,7 @@ describe('deploy/sensor-ingest.service', () => {
     expect(one('EnvironmentFile')).toBe('/etc/sensor-ingest/sensor-ingest.env');
     expect(one('User')).toBe('sensor-ingest');
     // SPEC section 9: node directly, not through npm.
-    expect(one('ExecStart')).toBe('/usr/bin/node --max-semi-space-size=4 /opt/sensor-ingest/dist/main.js');
+    expect(one('ExecStart')).toBe('/usr/bin/node --max-semi-space-size=4 --max-old-space-size=144 /opt/sensor-ingest/dist/main.js');
   });
 
   it('passes systemd-analyze verify', (context) => {

@@ -122,7 +122,7 @@ describe('memory with every limit at its default (SPEC section 11)', () => {
         LOG_DIR: join(dir.path, 'logs'),
         LOG_LEVEL: 'warn',
         // As npm start, the systemd unit and the PM2 config run it.
-        NODE_OPTIONS: '--max-semi-space-size=4',
+        NODE_OPTIONS: '--max-semi-space-size=4 --max-old-space-size=144',
       });
       const { port } = server;
       const pid = server.child.pid as number;

@@ -214,7 +214,7 @@ describe('health', () => {
     const full = await request(app).get('/readyz');
     expect(full.status).toBe(503);
     expect(full.body.status).toBe('error');
-    expect(full.body.checks.queue).toEqual({ ok: false, length: 1, max: 1, bytes: 28, max_bytes: 33554432 });
+    expect(full.body.checks.queue).toEqual({ ok: false, length: 1, max: 1, bytes: 92, max_bytes: 33554432 });
     runner.release();
   });
 

@@ -264,9 +264,9 @@ describe('createWriter limits (SPEC section 11)', () => {
 });
 
 describe('encodedBytes', () => {
-  it('counts cells in UTF-8 with their commas, the column names a row holds, and the row overhead', () => {
-    expect(encodedBytes([{ columns: ['a'], cells: ['x'] }])).toBe(25 + 2 + 1);
-    expect(encodedBytes([{ columns: ['t'], cells: ['°C'] }])).toBe(25 + 4 + 1);
+  it('counts cells in UTF-8 with their commas and what each costs in memory, the column names a row holds, and the row overhead', () => {
+    expect(encodedBytes([{ columns: ['a'], cells: ['x'] }])).toBe(25 + 2 + 64 + 1);
+    expect(encodedBytes([{ columns: ['t'], cells: ['°C'] }])).toBe(25 + 4 + 64 + 1);
     // Long keys with empty cells take little room on disk, but the queue holds every name.
     const wide = { columns: Array.from({ length: 1000 }, (_, i) => `${'k'.repeat(120)}${i}`), cells: Array.from({ length: 1000 }, () => '') };
     expect(encodedBytes([wide])).toBeGreaterThan(120_000);
