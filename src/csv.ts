@@ -20,6 +20,13 @@ export function guardCell(text: string): string {
   return text;
 }
 
+/** A header or data cell as it was sent: the formula guard's `'` taken off again (guardCell's inverse). */
+export function unguardCell(text: string): string {
+  if (text[0] !== "'") return text;
+  const sent = text.slice(1);
+  return guardCell(sent) === text ? sent : text;
+}
+
 /** RFC 4180 quoting: a field holding a comma, quote, CR or LF is quoted, quotes doubled. */
 export function quoteField(text: string): string {
   return NEEDS_QUOTES.test(text) ? `"${text.replaceAll('"', '""')}"` : text;

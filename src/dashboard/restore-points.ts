@@ -5,7 +5,7 @@
  * read `maxBytesPerStream` (bounded time and memory, however large the files).
  */
 import { join } from 'node:path';
-import { RECEIVED_AT } from '../csv.js';
+import { RECEIVED_AT, unguardCell } from '../csv.js';
 import { listStreamFiles } from '../stream-files.js';
 import { type LivePoints, WINDOW_MS } from './live-points.js';
 import { type OpenFile, TAIL_BYTES, readTail } from './tail-reader.js';
@@ -17,14 +17,6 @@ export interface RestoreOptions {
   readonly now: () => number;
   readonly maxBytesPerStream?: number;
   readonly open?: OpenFile;
-}
-
-/** Characters the CSV formula guard protects with a leading `'` (src/csv.ts). */
-const GUARDED = /^'[=+\-@\t\r]/;
-
-/** A cell as it was posted: the formula guard's `'` taken off again. */
-export function unguardCell(cell: string): string {
-  return GUARDED.test(cell) ? cell.slice(1) : cell;
 }
 
 /** What start-up restored, and the files it could not read (their charts start empty; start-up goes on). */

@@ -193,8 +193,14 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
     if (before === null || before.archivedAs !== undefined) return null;
     let fd: number;
     try {
-      fd = nodeFs.openSync(path, 'r');
+      // Non-blocking, and regular files only: this runs on the main thread, and opening a FIFO
+      // put where a CSV file was would block it (and with it every request and SIGTERM) for ever.
+      fd = nodeFs.openSync(path, nodeFs.constants.O_RDONLY | nodeFs.constants.O_NONBLOCK);
     } catch {
+      return null;
+    }
+    if (!nodeFs.fstatSync(fd).isFile()) {
+      nodeFs.closeSync(fd);
       return null;
     }
     const after = stateOrNull(path);

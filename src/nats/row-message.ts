@@ -5,7 +5,7 @@
  *   {"site","stream","file","received_at","cells":{column: cell}}
  *   Nats-Msg-Id: <site>:<file id>:<byte offset of the row>
  */
-import { RECEIVED_AT, encodeLine } from '../csv.js';
+import { RECEIVED_AT, encodeLine, unguardCell } from '../csv.js';
 import { isIndexKey, parseJsonText } from '../formats/json-text.js';
 import { ReadingBuilder } from '../reading.js';
 
@@ -86,7 +86,8 @@ export function validateRowMessage(subject: string, id: string | undefined, data
   for (const [key, value] of Object.entries(cells)) {
     if (typeof value !== 'string') return { ok: false, why: `cell '${key.slice(0, 40)}' is not a string` };
     try {
-      reading.add(key, value);
+      // The key is the edge's header cell, guarded: the key rules (a length of 128) are for what was sent.
+      reading.add(unguardCell(key), value);
     } catch (error) {
       return { ok: false, why: (error as Error).message };
     }

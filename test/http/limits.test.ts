@@ -88,3 +88,20 @@ describe('SPEC section 11 limits over HTTP', () => {
     expect((await request(app).get('/readyz').expect(200)).body.checks.writer).toMatchObject({ ok: true, hung: false });
   });
 });
+
+describe('form bodies (SPEC section 11: text kept as sent)', () => {
+  it('refuses a percent-encoding that is not UTF-8 (a lone surrogate, a stray byte) with a 400; decodes the rest as URLSearchParams does', async () => {
+    const { app } = world();
+    const form = (body: string) => request(app).post('/data?ack=durable').set('content-type', 'application/x-www-form-urlencoded').send(body);
+    await form('a=1').expect(201);
+    const before = readFileSync(csvPath());
+    for (const body of ['a=%ED%A0%80', 'b=%FF', '%FE=1']) {
+      const res = await form(body);
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatch(/is not percent-encoded UTF-8/);
+    }
+    expect(readFileSync(csvPath())).toEqual(before);
+    await form('a=21.5+C&b=%C2%B0%20x&c=100%').expect(201);
+    expect(readCsv(csvPath()).at(-1)?.slice(1)).toEqual(['21.5 C', '° x', '100%']);
+  });
+});

@@ -15,7 +15,8 @@ import { type EventHub, MAX_LAG_BYTES, createEventHub } from '../../src/dashboar
 import { PUSH_INTERVAL_MS, createLiveFeed } from '../../src/dashboard/live-feed.js';
 import { MAX_CELL_CHARS, MAX_FIELDS, MAX_LAST_CELLS, MAX_POINTS, PointRing, WINDOW_MS, createLivePoints } from '../../src/dashboard/live-points.js';
 import { parseNumericCell } from '../../src/dashboard/numeric.js';
-import { restoreRecentPoints, unguardCell } from '../../src/dashboard/restore-points.js';
+import { restoreRecentPoints } from '../../src/dashboard/restore-points.js';
+import { unguardCell } from '../../src/csv.js';
 import { type OpenFile, readHeader, readTail } from '../../src/dashboard/tail-reader.js';
 import type { Reading } from '../../src/reading.js';
 import { buildWorld, listFiles, memoryLogger, tempDir, waitFor } from '../helpers.js';
