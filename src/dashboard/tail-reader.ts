@@ -5,17 +5,13 @@
  * yet ended by `\n` (a write under way in another process).
  */
 import { open as openFile } from 'node:fs/promises';
-import { parseRecord } from '../csv.js';
+import { MAX_HEADER_BYTES, parseRecord } from '../csv.js';
 
 /** How much of a file's end is read at start-up, per stream. */
 export const TAIL_BYTES = 512 * 1024;
 const HEADER_CHUNK_BYTES = 16 * 1024;
-/**
- * Past any header the writer makes: MAX_COLUMNS' ceiling, 100000 columns, of
- * 128 characters of up to 3 UTF-8 bytes, guarded and quoted, is under 40 MB.
- * A file with no line end by then is refused loudly, never read whole.
- */
-const HEADER_MAX_BYTES = 64 * 1024 * 1024;
+/** A file with no line end within MAX_HEADER_BYTES (csv.ts) is refused loudly, never read whole. */
+const HEADER_MAX_BYTES = MAX_HEADER_BYTES;
 /** Every row starts with its `received_at` (ISO 8601 UTC, milliseconds). */
 const ROW_START = /\n(?=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z[,\n])/;
 
@@ -38,7 +34,7 @@ export type OpenFile = (path: string, flags: 'r') => Promise<{
 
 /**
  * The file's header and its rows in the last `maxBytes`; null for a file with
- * no complete header yet. Throws for a file with no line end in its first 64 MB.
+ * no complete header yet. Throws for a file with no line end in its first MAX_HEADER_BYTES (16 MiB).
  */
 export async function readTail(path: string, maxBytes = TAIL_BYTES, open: OpenFile = openFile): Promise<Tail | null> {
   const file = await open(path, 'r');

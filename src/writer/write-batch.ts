@@ -16,7 +16,7 @@
 import * as nodeFs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import lockfile from 'proper-lockfile';
-import { RECEIVED_AT, encodeLine, encodeRows, headerColumns, parseRecord } from '../csv.js';
+import { MAX_HEADER_BYTES, RECEIVED_AT, encodeLine, encodeRows, headerColumns, parseRecord } from '../csv.js';
 import type { BatchResult, BatchTask, FileBatch, FileOutcome, Row } from './batch.js';
 import { archiveFileName } from './file-names.js';
 import { cachedHeader, forgetRowEnd, knownRowEnd, rememberHeader, rememberRowEnd } from './file-memory.js';
@@ -451,8 +451,9 @@ function readHeader(fs: WriterFs, path: string, file: OpenFile): string[] | null
       rememberHeader(path, file.ino, text.slice(0, record.end), record.fields);
       return record.fields;
     }
-    if (length >= file.size) return null;
-    length = Math.min(file.size, length * 4);
+    // No line end within MAX_HEADER_BYTES: not a header of ours, and the file is archived like one without a header.
+    if (length >= file.size || length >= MAX_HEADER_BYTES) return null;
+    length = Math.min(file.size, MAX_HEADER_BYTES, length * 4);
   }
 }
 

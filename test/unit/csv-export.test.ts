@@ -110,11 +110,11 @@ describe('reading a wide header', () => {
     expect(tail?.bytesRead).toBeLessThanOrEqual(readFileSync(path).length * 2 + 16 * 1024);
   });
 
-  it('refuses loudly a file with no line end in its first 64 MB, without reading it whole; gives null for a header not yet ended', async () => {
+  it('refuses loudly a file with no line end in its first 16 MiB (MAX_HEADER_BYTES), without reading it whole; gives null for a header not yet ended', async () => {
     const path = join(dir.path, 'data.csv');
     writeFileSync(path, 'received_at,');
     expect(await readHeader(path)).toBeNull(); // a header being written
-    truncateSync(path, 65 * MB); // the rest a hole of zero bytes: no line end anywhere
-    await expect(readHeader(path)).rejects.toThrow(`${path} has no header line in its first ${64 * MB} bytes: not a CSV file this server wrote`);
+    truncateSync(path, 17 * MB); // the rest a hole of zero bytes: no line end anywhere
+    await expect(readHeader(path)).rejects.toThrow(`${path} has no header line in its first ${16 * MB} bytes: not a CSV file this server wrote`);
   });
 });

@@ -324,3 +324,23 @@ describe('MAX_COLUMNS in a file (SPEC section 11)', () => {
     expect(readFileSync(join(dir.path, 'data.csv'), 'utf8')).toBe('received_at,a0\n2026-11-23T10:15:00.000Z,1\n');
   });
 });
+
+describe('a first line that is no header of ours', () => {
+  it('archives a file whose first line passes MAX_HEADER_BYTES (a file that is not CSV) without reading it whole, and writes the rows to a new file', async () => {
+    const path = join(dir.path, 'data.csv');
+    writeFileSync(path, 'x'.repeat(17 * 1024 * 1024));
+    appendFileSync(path, '\n');
+    const read: number[] = [];
+    const fs: WriterFs = {
+      ...nodeFs,
+      readSync: ((fd: number, buffer: Buffer, offset: number, length: number, position: number) => {
+        read.push(length);
+        return nodeFs.readSync(fd, buffer, offset, length, position);
+      }) as WriterFs['readSync'],
+    };
+    const outcome = (await write({ fileName: 'data.csv', rows: [row(['t'], ['1'])] }, deps(fs))) as FileWritten;
+    expect(outcome).toMatchObject({ ok: true, archivedAs: 'data.20261123T101500Z.csv' });
+    expect(Math.max(...read)).toBeLessThanOrEqual(16 * 1024 * 1024);
+    expect(readFileSync(path, 'utf8')).toBe('received_at,t\n2026-11-23T10:15:00.000Z,1\n');
+  });
+});
