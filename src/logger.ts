@@ -25,6 +25,8 @@ import type { Config } from './config.js';
  */
 export const LOG_FILE_SIZE = '1m';
 export const LOG_FILES_KEPT = 5;
+/** How often the exit's flush looks whether the last lines are out. */
+const FLUSH_POLL_MS = 20;
 /** Most bytes a destination buffers while its disk or pipe is stuck; past it, lines are dropped. */
 const MAX_BUFFER_BYTES = 8 * 1024 * 1024;
 const ERROR_REPORT_INTERVAL_MS = 60_000;
@@ -40,11 +42,16 @@ export interface ProcessLogger {
 
 type SonicBoom = DestinationStream & {
   flush(callback: (error?: Error) => void): void;
+  destroy(): void;
+  /** sonic-boom's own state: a write under way, and the bytes it still holds. */
+  readonly _writing: boolean;
+  readonly _len: number;
+  readonly destroyed: boolean;
   on(event: 'error', listener: (error: Error) => void): void;
 };
 
 export async function createLogger(config: Pick<Config, 'logLevel' | 'logDir'>): Promise<ProcessLogger> {
-  const stdout = pino.destination({ dest: 1, sync: false, maxLength: MAX_BUFFER_BYTES }) as SonicBoom;
+  const stdout = pino.destination({ dest: 1, sync: false, maxLength: MAX_BUFFER_BYTES }) as unknown as SonicBoom;
   const file = (await pinoRoll({
     file: join(config.logDir, 'sensor-ingest'),
     extension: '.log',
@@ -73,19 +80,23 @@ export async function createLogger(config: Pick<Config, 'logLevel' | 'logDir'>):
       { level, stream: file },
     ]),
   );
-  const flushOne = (stream: SonicBoom, deadlineMs: number): Promise<void> =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, deadlineMs);
-      try {
-        stream.flush(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      } catch {
-        clearTimeout(timer);
-        resolve();
+  /**
+   * Waits until the stream has written all it holds, or gives up at the
+   * deadline. sonic-boom's flush(cb) answers at once when minLength is 0,
+   * so what is pending is read from its state. A stream that stays stuck (a
+   * pipe nobody reads, a hung log disk) is destroyed: pino's exit handler
+   * would otherwise retry a synchronous write for ever and hold the exit up.
+   */
+  const flushOne = async (stream: SonicBoom, deadlineMs: number): Promise<void> => {
+    const giveUpAt = Date.now() + deadlineMs;
+    while (stream._writing || stream._len > 0) {
+      if (stream.destroyed || Date.now() >= giveUpAt) {
+        stream.destroy();
+        return;
       }
-    });
+      await new Promise((resolve) => setTimeout(resolve, FLUSH_POLL_MS));
+    }
+  };
   return {
     logger,
     flush: async (deadlineMs) => {

@@ -4,10 +4,11 @@
  * makes the writer stalled and hung in /readyz, and SIGTERM still ends the
  * process within SHUTDOWN_TIMEOUT_SEC, with the ERROR naming the rows left.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, constants, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, killServer, postJson, startServer, tempDir, waitFor } from '../helpers.js';
+import { MAIN, type ServerProcess, freePort, killServer, postJson, startServer, tempDir, waitFor } from '../helpers.js';
 
 let dir: ReturnType<typeof tempDir>;
 let server: ServerProcess | undefined;
@@ -59,5 +60,37 @@ describe('a write blocked in the kernel', () => {
     // 2 s, then the log flush (at most 2 s).
     expect(stopMs).toBeGreaterThanOrEqual(1_900);
     expect(stopMs).toBeLessThan(2_000 + 2_500);
+  });
+});
+
+describe('stdout that nobody reads', () => {
+  it('does not hold the exit up: SIGTERM ends the process within SHUTDOWN_TIMEOUT_SEC and the log flush deadline', async () => {
+    const fifo = join(dir.path, 'stdout.fifo');
+    execFileSync('mkfifo', [fifo]);
+    // A reader that never reads: the pipe fills and stays full (as under a stuck log shipper).
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writer = openSync(fifo, 'w');
+    const port = await freePort();
+    const child = spawn(process.execPath, [MAIN], {
+      env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', DATA_DIR: join(dir.path, 'data'), LOG_DIR: join(dir.path, 'logs'), SHUTDOWN_TIMEOUT_SEC: '2' },
+      stdio: ['ignore', writer, 'ignore'],
+    });
+    closeSync(writer);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      await waitFor(async () => (await fetch(`${url}/healthz`).catch(() => null))?.ok, 'the server to answer');
+      // About 300 bytes of log a request: 1,000 of them fill the 64 KiB pipe many times over.
+      for (let i = 0; i < 1000; i++) await fetch(`${url}/data`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"t":1}' });
+      const signalledAt = Date.now();
+      child.kill('SIGTERM');
+      const code = await exited;
+      expect(code).toBe(0);
+      // 2 s at most of shutdown, then at most 2 s for the log flush.
+      expect(Date.now() - signalledAt).toBeLessThan(2_000 + 2_500);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      closeSync(reader);
+    }
   });
 });
