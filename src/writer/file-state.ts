@@ -93,7 +93,7 @@ export function readFileState(fs: Pick<WriterFs, 'openSync' | 'readSync' | 'clos
   }
   const state = parseFileState(text);
   if (state === null) {
-    throw Object.assign(new Error(`the file state ${path} does not parse (${JSON.stringify(text.slice(0, 80))}); move it away to give the file a new id`), {
+    throw Object.assign(new Error(`the file state ${path} does not parse (${JSON.stringify(text.slice(0, 80))}); restore it from a copy; moving it away gives the file a new id, and forwarding then sends the whole file again`), {
       code: 'EBADSTATE',
     });
   }
@@ -152,7 +152,7 @@ export function ensureFileState(fs: WriterFs, csvPath: string, size: number, now
   let state = readFileState(fs, csvPath);
   if (state?.archivedAs !== undefined) {
     const archivePath = join(dirname(csvPath), state.archivedAs);
-    if (fs.existsSync(archivePath)) {
+    if (exists(fs, archivePath)) {
       // The rename happened: the id belongs to the archive, and this file (if any) is a new one.
       if (readFileState(fs, archivePath)?.id !== state.id) {
         writeFileStateDurably(fs, archivePath, { id: state.id, created: state.created, synced: state.synced });
@@ -177,16 +177,23 @@ export function ensureFileState(fs: WriterFs, csvPath: string, size: number, now
   return state;
 }
 
-/** Removes the file's state, if any: the next write under the lock gives the file a new id. */
-export function dropFileState(fs: WriterFs, csvPath: string): void {
-  try {
-    fs.unlinkSync(statePathOf(csvPath));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
-}
-
 /** Before an archive rename of `csvPath` to `archiveName`: marks the move, durably. */
 export function markArchiving(fs: WriterFs, csvPath: string, state: FileState, archiveName: string): void {
   writeFileStateDurably(fs, csvPath, { ...state, archivedAs: archiveName });
+}
+
+/**
+ * Whether a file exists; any error but "does not exist" (EIO, EMFILE) throws,
+ * where existsSync would answer false and send an archive move the wrong way.
+ */
+function exists(fs: Pick<WriterFs, 'openSync' | 'closeSync'>, path: string): boolean {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
+  fs.closeSync(fd);
+  return true;
 }
