@@ -16,7 +16,7 @@
 import * as nodeFs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import lockfile from 'proper-lockfile';
-import { MAX_HEADER_BYTES, RECEIVED_AT, encodeLine, encodeRows, headerColumns, parseRecord } from '../csv.js';
+import { MAX_HEADER_BYTES, RECEIVED_AT, encodeLine, encodeRows, guardCell, headerColumns, parseRecord } from '../csv.js';
 import type { BatchResult, BatchTask, FileBatch, FileOutcome, Row } from './batch.js';
 import { archiveFileName } from './file-names.js';
 import { cachedHeader, forgetRowEnd, knownRowEnd, rememberHeader, rememberRowEnd } from './file-memory.js';
@@ -230,18 +230,25 @@ export function planHeader(onDisk: readonly string[] | null, batch: FileBatch, m
   let known = new Set(header);
   let rows = 0;
   for (const size of batch.requests ?? [batch.rows.length]) {
-    const columns = headerColumns(size === batch.rows.length ? batch.rows : batch.rows.slice(rows, rows + size));
-    const added = columns.filter((column) => !known.has(column));
-    if (header === null || (added.length > 0 && header.length - 1 + added.length > maxColumns)) {
+    const end = rows + size;
+    // The request's header cells the header lacks, in first-seen order (usually none: no allocation).
+    let added: Set<string> | undefined;
+    for (let r = rows; r < end; r++) {
+      for (const column of (batch.rows[r] as Row).columns) {
+        const cell = guardCell(column);
+        if (!known.has(cell)) (added ??= new Set()).add(cell);
+      }
+    }
+    if (header === null || (added !== undefined && header.length - 1 + added.size > maxColumns)) {
       if (header !== null && rows > 0) break; // the next commit starts its file
       reset ||= header !== null;
-      header = [RECEIVED_AT, ...columns];
+      header = [RECEIVED_AT, ...headerColumns(batch.rows.slice(rows, end))];
       known = new Set(header);
-    } else if (added.length > 0) {
+    } else if (added !== undefined) {
       header = [...header, ...added];
       for (const column of added) known.add(column);
     }
-    rows += size;
+    rows = end;
   }
   return { header: header ?? [RECEIVED_AT], rows, reset };
 }
