@@ -66,9 +66,10 @@ export class ReadingBuilder {
 
   constructor(private readonly where: string) {}
 
-  add(name: string, cell: string): void {
+  /** `sent`: the key as its sender wrote it, for the key rules (the collector's keys are guarded header cells). */
+  add(name: string, cell: string, sent = name): void {
     if (name === '') throw new BadRequestError(`${this.where}a key is empty`, 'BAD_KEY');
-    checkKey(name, this.where);
+    checkKey(sent, this.where);
     const column = guardCell(name);
     const earlier = this.seen.get(column);
     if (earlier !== undefined) {

@@ -87,7 +87,7 @@ export function validateRowMessage(subject: string, id: string | undefined, data
     if (typeof value !== 'string') return { ok: false, why: `cell '${key.slice(0, 40)}' is not a string` };
     try {
       // The key is the edge's header cell, guarded: the key rules (a length of 128) are for what was sent.
-      reading.add(unguardCell(key), value);
+      reading.add(key, value, unguardCell(key));
     } catch (error) {
       return { ok: false, why: (error as Error).message };
     }
