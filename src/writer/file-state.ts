@@ -76,13 +76,8 @@ export function parseFileState(text: string): FileState | null {
  */
 export function readFileState(fs: Pick<WriterFs, 'openSync' | 'readSync' | 'closeSync'>, csvPath: string): FileState | null {
   const path = statePathOf(csvPath);
-  let fd: number;
-  try {
-    fd = fs.openSync(path, 'r');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
-  }
+  const fd = openIfExists(fs, path);
+  if (fd === null) return null;
   let text: string;
   try {
     const buffer = Buffer.alloc(512);
@@ -183,17 +178,21 @@ export function markArchiving(fs: WriterFs, csvPath: string, state: FileState, a
 }
 
 /**
- * Whether a file exists; any error but "does not exist" (EIO, EMFILE) throws,
- * where existsSync would answer false and send an archive move the wrong way.
+ * The file opened for reading, or null when it does not exist; any other
+ * error (EIO, EMFILE, ELOOP) throws, where existsSync would answer false.
  */
-function exists(fs: Pick<WriterFs, 'openSync' | 'closeSync'>, path: string): boolean {
-  let fd: number;
+function openIfExists(fs: Pick<WriterFs, 'openSync'>, path: string): number | null {
   try {
-    fd = fs.openSync(path, 'r');
+    return fs.openSync(path, 'r');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw error;
   }
-  fs.closeSync(fd);
-  return true;
+}
+
+/** Whether a file exists, strictly (see openIfExists): an archive move must not go the wrong way on EIO. */
+function exists(fs: Pick<WriterFs, 'openSync' | 'closeSync'>, path: string): boolean {
+  const fd = openIfExists(fs, path);
+  if (fd !== null) fs.closeSync(fd);
+  return fd !== null;
 }
