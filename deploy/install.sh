@@ -47,9 +47,9 @@ say "installing the app in $APP_DIR"
 install -d -m 0755 "$APP_DIR"
 rm -rf "$APP_DIR/dist" "$APP_DIR/src"
 cp -R "$SOURCE/dist" "$SOURCE/package.json" "$SOURCE/package-lock.json" "$SOURCE/README.md" "$APP_DIR/"
-# The dashboard's page, script and styles are not compiled: dist/dashboard/ finds them at ../../src/dashboard/public/.
-install -d -m 0755 "$APP_DIR/src/dashboard"
-cp -R "$SOURCE/src/dashboard/public" "$APP_DIR/src/dashboard/"
+# The dashboard's page, script and styles are not compiled: dist/ingest/dashboard/ finds them at ../../../src/ingest/dashboard/public/.
+install -d -m 0755 "$APP_DIR/src/ingest/dashboard"
+cp -R "$SOURCE/src/ingest/dashboard/public" "$APP_DIR/src/ingest/dashboard/"
 (cd "$APP_DIR" && npm ci --omit=dev --prefer-offline --no-audit --no-fund --ignore-scripts)
 
 install -d -m 0750 -o "$SERVICE_USER" -g "$GROUP" "$DATA_DIR" "$LOG_DIR"

@@ -11,24 +11,23 @@ import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import * as nodeFs from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import lockfile from 'proper-lockfile';
 import { Registry } from 'prom-client';
-import { createCollectorApp } from './collector-app.js';
-import { type Config, ConfigError, loadConfig, redactConfig } from './config.js';
-import { createHttpServer } from './http-server.js';
-import { createLogger } from './logger.js';
-import { createMetrics } from './metrics.js';
-import { journalPathOf, openCollectJournal } from './nats/collect-journal.js';
-import { createCollectMetrics } from './nats/collect-metrics.js';
-import { cutUnjournaledRows } from './nats/collect-repair.js';
-import { startCollector, trackFileEnds } from './nats/collector.js';
-import { createStreamActivity } from './stream-activity.js';
-import { deadlineIn, settledWithin } from './deadline.js';
-import { exitProcess } from './process-exit.js';
+import { createCollectorApp } from './collector/app.js';
+import { type Config, ConfigError, loadConfig, redactConfig } from './shared/config.js';
+import { createHttpServer } from './server/http-server.js';
+import { createLogger } from './shared/logger.js';
+import { createMetrics } from './server/metrics.js';
+import { journalPathOf, openCollectJournal } from './collector/journal.js';
+import { createCollectMetrics } from './collector/metrics.js';
+import { cutUnjournaledRows } from './collector/repair.js';
+import { startCollector, trackFileEnds } from './collector/consumer.js';
+import { createStreamActivity } from './server/stream-activity.js';
+import { deadlineIn, settledWithin } from './shared/deadline.js';
+import { exitProcess } from './shared/process-exit.js';
 import { NAME } from './nats/row-message.js';
-import { STATE_DIR, stateDirOf } from './writer/file-state.js';
+import { STATE_DIR, stateDirOf } from './storage/file-state.js';
 import { createThreadRunner } from './writer/runners.js';
-import { lockWaitingForHolder } from './writer/write-batch.js';
+import { lockWaitingForHolder, takeProcessLock } from './storage/lock.js';
 import { createWriter } from './writer/writer.js';
 
 const EXIT_CONFIG = 78;
@@ -78,13 +77,7 @@ async function main(): Promise<void> {
   mkdirSync(join(config.dataDir, STATE_DIR), { recursive: true });
   try {
     // A killed collector's lock goes stale after 5 s: a restart by systemd waits that out.
-    await lockfile.lock(join(config.dataDir, STATE_DIR, 'collector'), {
-      realpath: false,
-      stale: 5_000,
-      update: 1_000,
-      retries: { retries: 12, factor: 1, minTimeout: 1_000, maxTimeout: 1_000 },
-      onCompromised: () => {},
-    });
+    await takeProcessLock(join(config.dataDir, STATE_DIR, 'collector'), { staleMs: 5_000, retries: 12, onLost: () => {} });
   } catch (error) {
     fail(`another collector runs on DATA_DIR '${config.dataDir}' (${(error as { code?: string }).code ?? (error as Error).message})`);
   }

@@ -10,25 +10,25 @@ import { join } from 'node:path';
 import * as nodeFs from 'node:fs';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { createApp } from './app.js';
-import { type EventHub, createEventHub } from './dashboard/event-hub.js';
-import { createLivePoints } from './dashboard/live-points.js';
-import { restoreRecentPoints } from './dashboard/restore-points.js';
-import { deadlineIn, settledWithin } from './deadline.js';
-import { createHistory } from './history.js';
-import { createIdempotencyStore } from './idempotency.js';
-import type { Lifecycle } from './lifecycle.js';
-import { createLogger } from './logger.js';
-import { exitProcess } from './process-exit.js';
-import { createMetrics } from './metrics.js';
-import { createMonitor } from './monitor.js';
-import { createStreamActivity } from './stream-activity.js';
-import { type Config, ConfigError, loadConfig, redactConfig } from './config.js';
-import { createHttpServer } from './http-server.js';
-import type { Forwarder } from './nats/forwarder.js';
-import { repairCurrentFiles } from './writer/repair.js';
+import { createApp } from './ingest/app.js';
+import { type EventHub, createEventHub } from './ingest/dashboard/event-hub.js';
+import { createLivePoints } from './ingest/dashboard/live-points.js';
+import { restoreRecentPoints } from './ingest/dashboard/restore-points.js';
+import { deadlineIn, settledWithin } from './shared/deadline.js';
+import { createHistory } from './ingest/history.js';
+import { createIdempotencyStore } from './ingest/idempotency.js';
+import type { Lifecycle } from './ingest/lifecycle.js';
+import { createLogger } from './shared/logger.js';
+import { exitProcess } from './shared/process-exit.js';
+import { createMetrics } from './server/metrics.js';
+import { createMonitor } from './ingest/monitor.js';
+import { createStreamActivity } from './server/stream-activity.js';
+import { type Config, ConfigError, loadConfig, redactConfig } from './shared/config.js';
+import { createHttpServer } from './server/http-server.js';
+import type { Forwarder } from './forwarder/forwarder.js';
+import { repairCurrentFiles } from './storage/repair.js';
 import { createThreadRunner } from './writer/runners.js';
-import { lockWaitingForHolder } from './writer/write-batch.js';
+import { lockWaitingForHolder } from './storage/lock.js';
 import { type Writer, createWriter } from './writer/writer.js';
 
 /** sysexits.h EX_CONFIG: the exit code SPEC section 2 gives a bad configuration. */
@@ -210,7 +210,7 @@ async function shutdown({ signal, server, writer, forwarder, eventHub, lifecycle
 }
 
 async function startForwarding(config: Config, logger: Logger, registry: Registry): Promise<Forwarder> {
-  const [{ startForwarder }, { createForwardMetrics }] = await Promise.all([import('./nats/forwarder.js'), import('./nats/forward-metrics.js')]);
+  const [{ startForwarder }, { createForwardMetrics }] = await Promise.all([import('./forwarder/forwarder.js'), import('./forwarder/metrics.js')]);
   return startForwarder({ config, logger, metrics: createForwardMetrics(registry, config.streams) });
 }
 

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { type JetStreamManager, RetentionPolicy, StorageType, jetstreamManager } from '@nats-io/jetstream';
 import { type NatsConnection, connect, credsAuthenticator } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import type { Config } from '../config.js';
+import type { Config } from '../shared/config.js';
 
 export type NatsConfig = Pick<Config, 'natsUrl' | 'natsCreds' | 'natsSubjectPrefix' | 'natsStream' | 'natsReplicas'>;
 

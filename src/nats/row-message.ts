@@ -5,9 +5,9 @@
  *   {"site","stream","file","received_at","cells":{column: cell}}
  *   Nats-Msg-Id: <site>:<file id>:<byte offset of the row>
  */
-import { RECEIVED_AT, encodeLine, unguardCell } from '../csv.js';
-import { isIndexKey, parseJsonText } from '../formats/json-text.js';
-import { ReadingBuilder } from '../reading.js';
+import { RECEIVED_AT, encodeLine, unguardCell } from '../storage/csv.js';
+import { isIndexKey, parseJsonText } from '../shared/json-text.js';
+import { ReadingBuilder } from '../storage/reading.js';
 
 export interface RowMessage {
   readonly site: string;

@@ -3,7 +3,7 @@
  * written still count against the bound: they leave only once they are on
  * disk, and rows that failed stay in their place, ahead of newer ones.
  */
-import type { Row } from './batch.js';
+import type { Row } from './task.js';
 
 /** One accepted request's rows, all bound for one file. */
 export interface QueueEntry {

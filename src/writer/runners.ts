@@ -4,11 +4,11 @@
  * file-system faults or fake time.
  */
 import { Piscina } from 'piscina';
-import type { BatchResult, BatchTask } from './batch.js';
-import type { RowBoundary } from './repair.js';
-import { type Journal, createJournal } from './write-journal.js';
-import type { WorkerData } from './worker.js';
-import { type WriteDeps, defaultWriteDeps, writeBatch } from './write-batch.js';
+import type { BatchResult, BatchTask } from './task.js';
+import type { RowBoundary } from '../storage/repair.js';
+import { type Journal, createJournal } from './resume-journal.js';
+import type { WorkerData } from './worker/entry.js';
+import { type WriteDeps, defaultWriteDeps, writeBatch } from './worker/commit.js';
 
 export interface BatchRunner {
   run(task: BatchTask): Promise<BatchResult>;
@@ -32,7 +32,7 @@ export function createThreadRunner(options: ThreadRunnerOptions = {}): BatchRunn
   const journal = createJournal();
   const workerData: WorkerData = { ...options.workerData, boundaries: options.boundaries ?? [], journal };
   const pool = new Piscina<BatchTask, BatchResult>({
-    filename: (options.workerFile ?? new URL('./worker.js', import.meta.url)).href,
+    filename: (options.workerFile ?? new URL('./worker/entry.js', import.meta.url)).href,
     workerData,
     minThreads: 1,
     maxThreads: 1,

@@ -12,14 +12,14 @@
  * While one batch is written, new rows gather for the next (group commit).
  */
 import type { Logger } from 'pino';
-import type { Config } from '../config.js';
-import { PayloadTooLargeError, ServiceUnavailableError } from '../errors.js';
-import type { Reading } from '../reading.js';
-import type { BatchResult, BatchTask, FileBatch, FileFailed, FileWritten, Row } from './batch.js';
+import type { Config } from '../shared/config.js';
+import { PayloadTooLargeError, ServiceUnavailableError } from '../shared/errors.js';
+import type { Reading } from '../storage/reading.js';
+import type { BatchResult, BatchTask, FileBatch, FileFailed, FileWritten, Row } from './task.js';
 import { retryDelayMs } from './backoff.js';
-import { currentFileName } from './file-names.js';
+import { currentFileName } from '../storage/file-names.js';
 import { type QueueEntry, RowQueue } from './row-queue.js';
-import { JOURNAL_FILES, type ResumePoint, resumePoint } from './write-journal.js';
+import { JOURNAL_FILES, type ResumePoint, resumePoint } from './resume-journal.js';
 import type { BatchRunner } from './runners.js';
 
 export type WriterConfig = Pick<

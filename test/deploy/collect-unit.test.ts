@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DEFAULTS, loadConfig } from '../../src/config.js';
+import { DEFAULTS, loadConfig } from '../../src/shared/config.js';
 import { ROOT, tempDir } from '../helpers.js';
 import { NO_SYSTEMD_ANALYZE, directives, verifyUnit } from './unit-file.js';
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DEFAULTS } from '../../src/config.js';
+import { DEFAULTS } from '../../src/shared/config.js';
 import { ROOT, tempDir } from '../helpers.js';
 import { NO_SYSTEMD_ANALYZE, directives, verifyUnit } from './unit-file.js';
 

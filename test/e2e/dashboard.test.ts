@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DashboardState } from '../../src/dashboard/live-points.js';
+import type { DashboardState } from '../../src/ingest/dashboard/live-points.js';
 import { openEventStream } from '../event-stream.js';
 import { type ServerProcess, killServer, postJson, startServer, tempDir } from '../helpers.js';
 

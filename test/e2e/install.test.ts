@@ -105,7 +105,7 @@ describe('deploy/install.sh under a temp ROOT', () => {
     expect(first.output).not.toContain('EBADENGINE');
     expect(existsSync(path('opt/sensor-ingest/dist/main.js'))).toBe(true);
     for (const file of ['package.json', 'package-lock.json', 'README.md']) expect(existsSync(path('opt/sensor-ingest', file)), file).toBe(true);
-    expect(existsSync(path('opt/sensor-ingest/src/dashboard/public/index.html'))).toBe(true);
+    expect(existsSync(path('opt/sensor-ingest/src/ingest/dashboard/public/index.html'))).toBe(true);
 
     const pkg = JSON.parse(readFileSync(join(source, 'package.json'), 'utf8')) as {
       dependencies: Record<string, string>;

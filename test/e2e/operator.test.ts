@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LOCK_OPTIONS } from '../../src/writer/write-batch.js';
+import { LOCK_OPTIONS } from '../../src/storage/lock.js';
 import { type ServerProcess, killServer, postJson, startServer, tempDir, waitFor } from '../helpers.js';
 
 let dir: ReturnType<typeof tempDir>;

@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DEFAULTS } from '../../src/config.js';
+import { DEFAULTS } from '../../src/shared/config.js';
 import { ROOT, freePort, pool, postJson, readCsv, tempDir, waitFor } from '../helpers.js';
 
 const run = promisify(execFile);

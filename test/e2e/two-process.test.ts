@@ -8,7 +8,7 @@ import { existsSync, readFileSync, readdirSync, statSync, watch } from 'node:fs'
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { afterEach, describe, expect, it } from 'vitest';
-import { csvNameOfState, readFileState, stateDirOf } from '../../src/writer/file-state.js';
+import { csvNameOfState, readFileState, stateDirOf } from '../../src/storage/file-state.js';
 import { type ServerProcess, killServer, pool, postJson, startServer, tempDir } from '../helpers.js';
 
 const POSTS_PER_SERVER = 1500;

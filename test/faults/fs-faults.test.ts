@@ -6,10 +6,10 @@
 import * as nodeFs from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Reading } from '../../src/reading.js';
+import type { Reading } from '../../src/storage/reading.js';
 import { createInlineRunner } from '../../src/writer/runners.js';
-import { defaultWriteDeps } from '../../src/writer/write-batch.js';
-import type { WriterFs } from '../../src/writer/writer-fs.js';
+import { defaultWriteDeps } from '../../src/writer/worker/commit.js';
+import type { WriterFs } from '../../src/storage/fs.js';
 import { type Writer, createWriter } from '../../src/writer/writer.js';
 import { memoryLogger, readCsv, tempDir, testConfig } from '../helpers.js';
 

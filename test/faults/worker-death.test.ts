@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Reading } from '../../src/reading.js';
+import type { Reading } from '../../src/storage/reading.js';
 import { createThreadRunner } from '../../src/writer/runners.js';
 import { type Writer, createWriter } from '../../src/writer/writer.js';
 import { ROOT, memoryLogger, readCsv, tempDir, testConfig } from '../helpers.js';

@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { gzipSync } from 'node:zlib';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DashboardState, RowsUpdate } from '../../src/dashboard/live-points.js';
+import type { DashboardState, RowsUpdate } from '../../src/ingest/dashboard/live-points.js';
 import { openEventStream } from '../event-stream.js';
 import { type World, setUpWorlds, waitFor } from '../helpers.js';
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
-import { createIdempotencyStore } from '../../src/idempotency.js';
+import { createIdempotencyStore } from '../../src/ingest/idempotency.js';
 import { type BatchRunner, createInlineRunner } from '../../src/writer/runners.js';
 import { heldRunner, readCsv, setUpWorlds } from '../helpers.js';
 

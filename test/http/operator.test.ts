@@ -5,8 +5,8 @@ import * as nodeFs from 'node:fs';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { createInlineRunner } from '../../src/writer/runners.js';
-import { defaultWriteDeps } from '../../src/writer/write-batch.js';
-import type { WriterFs } from '../../src/writer/writer-fs.js';
+import { defaultWriteDeps } from '../../src/writer/worker/commit.js';
+import type { WriterFs } from '../../src/storage/fs.js';
 import { setUpWorlds, waitFor } from '../helpers.js';
 
 const worlds = setUpWorlds();

@@ -6,7 +6,7 @@
 import { StorageType, jetstreamManager } from '@nats-io/jetstream';
 import { connect, nanos } from '@nats-io/transport-node';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/shared/config.js';
 import { ensureStream } from '../../src/nats/connection.js';
 import { requireNatsServer, startNats, stopAllNats } from '../nats-harness.js';
 

@@ -1,7 +1,7 @@
 import * as nodeFs from 'node:fs';
 import { appendFileSync, readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type CollectJournal, type WrittenRow, insertRange, journalPathOf, openCollectJournal } from '../../src/nats/collect-journal.js';
+import { type CollectJournal, type WrittenRow, insertRange, journalPathOf, openCollectJournal } from '../../src/collector/journal.js';
 import type { RowOrigin } from '../../src/nats/row-message.js';
 import { tempDir } from '../helpers.js';
 

@@ -2,11 +2,12 @@ import * as nodeFs from 'node:fs';
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type CollectJournal, openCollectJournal } from '../../src/nats/collect-journal.js';
-import { cutUnjournaledRows } from '../../src/nats/collect-repair.js';
-import type { FileWritten } from '../../src/writer/batch.js';
-import { type FileState, markArchiving, readFileState, statePathOf, writeFileStateDurably } from '../../src/writer/file-state.js';
-import { type LockFile, defaultWriteDeps, writeFileBatch } from '../../src/writer/write-batch.js';
+import { type CollectJournal, openCollectJournal } from '../../src/collector/journal.js';
+import { cutUnjournaledRows } from '../../src/collector/repair.js';
+import type { FileWritten } from '../../src/writer/task.js';
+import { type FileState, markArchiving, readFileState, statePathOf, writeFileStateDurably } from '../../src/storage/file-state.js';
+import { defaultWriteDeps, writeFileBatch } from '../../src/writer/worker/commit.js';
+import { type LockFile } from '../../src/storage/lock.js';
 import { tempDir } from '../helpers.js';
 
 const at = Date.UTC(2026, 10, 23, 10, 15, 0);

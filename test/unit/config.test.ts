@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULTS, loadConfig, redactConfig, siteIdFromHostname } from '../../src/config.js';
+import { ConfigError, DEFAULTS, loadConfig, redactConfig, siteIdFromHostname } from '../../src/shared/config.js';
 
 function problemsOf(env: Record<string, string>): readonly string[] {
   try {

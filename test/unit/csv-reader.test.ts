@@ -2,9 +2,9 @@ import * as nodeFs from 'node:fs';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { readHeaderRecord, readRecords } from '../../src/nats/csv-reader.js';
-import { scanRows } from '../../src/writer/repair.js';
-import { encodeLine } from '../../src/csv.js';
+import { readHeaderRecord, readRecords } from '../../src/storage/csv-reader.js';
+import { scanRows } from '../../src/storage/repair.js';
+import { encodeLine } from '../../src/storage/csv.js';
 import { tempDir } from '../helpers.js';
 
 let dir: ReturnType<typeof tempDir>;

@@ -10,8 +10,8 @@ import {
   guardCell,
   headerColumns,
   parseRecord,
-} from '../../src/csv.js';
-import { flattenReading } from '../../src/reading.js';
+} from '../../src/storage/csv.js';
+import { flattenReading } from '../../src/storage/reading.js';
 
 describe('formula guard', () => {
   it.each(['=SUM(A1)', '+cmd', '-x', '@here', '\tpad', '\rret', '-', '+'])('guards %j', (text) => {

@@ -2,7 +2,7 @@ import * as nodeFs from 'node:fs';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createCursorStore, cursorDirOf } from '../../src/nats/cursor-store.js';
+import { createCursorStore, cursorDirOf } from '../../src/forwarder/cursor-store.js';
 import { tempDir } from '../helpers.js';
 
 const ID = '0123456789abcdef';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deadlineIn, settledWithin } from '../../src/deadline.js';
+import { deadlineIn, settledWithin } from '../../src/shared/deadline.js';
 
 describe('settledWithin', () => {
   it('is true for work that settles in time, whether it resolves or rejects', async () => {

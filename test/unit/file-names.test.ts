@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { streamFileOf } from '../../src/stream-files.js';
-import { archiveFileName, currentFileName, partialFileName } from '../../src/writer/file-names.js';
+import { streamFileOf } from '../../src/storage/stream-files.js';
+import { archiveFileName, currentFileName, partialFileName } from '../../src/storage/file-names.js';
 
 const at = Date.UTC(2026, 10, 23, 10, 15, 0);
 

@@ -2,7 +2,7 @@ import * as nodeFs from 'node:fs';
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { FileBatch, FileWritten } from '../../src/writer/batch.js';
+import type { FileBatch, FileWritten } from '../../src/writer/task.js';
 import {
   type FileState,
   csvNameOfState,
@@ -16,9 +16,9 @@ import {
   stateDirOf,
   statePathOf,
   writeFileStateDurably,
-} from '../../src/writer/file-state.js';
-import { type WriteDeps, defaultWriteDeps, writeFileBatch } from '../../src/writer/write-batch.js';
-import type { WriterFs } from '../../src/writer/writer-fs.js';
+} from '../../src/storage/file-state.js';
+import { type WriteDeps, defaultWriteDeps, writeFileBatch } from '../../src/writer/worker/commit.js';
+import type { WriterFs } from '../../src/storage/fs.js';
 import { tempDir } from '../helpers.js';
 
 const at = Date.UTC(2026, 10, 23, 10, 15, 0);

@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import type { Server } from 'node:http';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SLOW_CLIENT_LIMITS, createHttpServer } from '../../src/http-server.js';
+import { SLOW_CLIENT_LIMITS, createHttpServer } from '../../src/server/http-server.js';
 
 let server: Server | undefined;
 afterEach(() => {

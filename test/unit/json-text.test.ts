@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { KEY_MARK, isIndexKey, parseJsonText } from '../../src/formats/json-text.js';
-import { parseJsonBody } from '../../src/formats/json-body.js';
-import { parseNdjsonBody } from '../../src/formats/ndjson-body.js';
+import { KEY_MARK, isIndexKey, parseJsonText } from '../../src/shared/json-text.js';
+import { parseJsonBody } from '../../src/ingest/formats/json-body.js';
+import { parseNdjsonBody } from '../../src/ingest/formats/ndjson-body.js';
 
 const limits = { maxBatchRows: 10 };
 

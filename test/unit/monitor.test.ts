@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Monitor, createMonitor, monitorIntervalMs } from '../../src/monitor.js';
-import { createStreamActivity } from '../../src/stream-activity.js';
+import { type Monitor, createMonitor, monitorIntervalMs } from '../../src/ingest/monitor.js';
+import { createStreamActivity } from '../../src/server/stream-activity.js';
 import { memoryLogger } from '../helpers.js';
 
 let monitor: Monitor | undefined;

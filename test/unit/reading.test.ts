@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BadRequestError, PayloadTooLargeError } from '../../src/errors.js';
-import { checkRequestWidth, parseReadings } from '../../src/reading.js';
+import { BadRequestError, PayloadTooLargeError } from '../../src/shared/errors.js';
+import { checkRequestWidth, parseReadings } from '../../src/storage/reading.js';
 
 const limits = { maxBatchRows: 3 };
 

@@ -2,8 +2,8 @@ import * as nodeFs from 'node:fs';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { repairCurrentFiles, repairCutRow } from '../../src/writer/repair.js';
-import { lockWithProperLockfile } from '../../src/writer/write-batch.js';
+import { repairCurrentFiles, repairCutRow } from '../../src/storage/repair.js';
+import { lockForCommit } from '../../src/storage/lock.js';
 import { listFiles, tempDir } from '../helpers.js';
 
 const now = Date.UTC(2026, 10, 23, 10, 15, 0);
@@ -71,13 +71,13 @@ describe('repairCurrentFiles', () => {
     put('data2-2026-11-22.csv', 'received_at,a\n1,2');
     put('data2-2026-11-21.csv', 'received_at,a\n1,"x'); // an older day: not the current file
     put('other.csv', 'received_at,a\n1,"x');
-    const none = await repairCurrentFiles({ dataDir: dir.path, streams: ['data', 'data2'], rotate: 'none', fs: nodeFs, lock: lockWithProperLockfile, now: () => now });
+    const none = await repairCurrentFiles({ dataDir: dir.path, streams: ['data', 'data2'], rotate: 'none', fs: nodeFs, lock: lockForCommit, now: () => now });
     expect(none.repairs.map((r) => r.fileName)).toEqual(['data.csv']);
     expect(none.boundaries).toEqual([{ path: join(dir.path, 'data.csv'), ino: expect.any(Number), end: 'received_at,a\n'.length }]);
     expect(text('data.20261101T000000Z.csv')).toBe('received_at,a\n1,"x');
     expect(text('other.csv')).toBe('received_at,a\n1,"x');
 
-    const daily = await repairCurrentFiles({ dataDir: dir.path, streams: ['data', 'data2'], rotate: 'daily', fs: nodeFs, lock: lockWithProperLockfile, now: () => now });
+    const daily = await repairCurrentFiles({ dataDir: dir.path, streams: ['data', 'data2'], rotate: 'daily', fs: nodeFs, lock: lockForCommit, now: () => now });
     expect(daily.repairs.map((r) => r.fileName)).toEqual(['data2-2026-11-22.csv']);
     expect(text('data2-2026-11-22.csv')).toBe('received_at,a\n');
     expect(text('data2-2026-11-21.csv')).toBe('received_at,a\n1,"x');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { retryDelayMs } from '../../src/writer/backoff.js';
-import { archiveFileName, currentFileName, isCurrentFileOf, nameTimestamp, partialFileName } from '../../src/writer/file-names.js';
+import { archiveFileName, currentFileName, isCurrentFileOf, nameTimestamp, partialFileName } from '../../src/storage/file-names.js';
 import { type QueueEntry, RowQueue } from '../../src/writer/row-queue.js';
 
 describe('file names', () => {

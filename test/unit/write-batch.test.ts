@@ -2,9 +2,10 @@ import * as nodeFs from 'node:fs';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { FileBatch, FileFailed, FileWritten } from '../../src/writer/batch.js';
-import { LOCK_OPTIONS, type WriteDeps, defaultWriteDeps, writeBatch, writeFileBatch } from '../../src/writer/write-batch.js';
-import type { WriterFs } from '../../src/writer/writer-fs.js';
+import type { FileBatch, FileFailed, FileWritten } from '../../src/writer/task.js';
+import { type WriteDeps, defaultWriteDeps, writeBatch, writeFileBatch } from '../../src/writer/worker/commit.js';
+import { LOCK_OPTIONS } from '../../src/storage/lock.js';
+import type { WriterFs } from '../../src/storage/fs.js';
 import { listFiles, readCsv, tempDir } from '../helpers.js';
 import lockfile from 'proper-lockfile';
 

@@ -1,11 +1,11 @@
 import * as nodeFs from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Reading } from '../../src/reading.js';
-import type { BatchTask } from '../../src/writer/batch.js';
+import type { Reading } from '../../src/storage/reading.js';
+import type { BatchTask } from '../../src/writer/task.js';
 import { type BatchRunner, createInlineRunner } from '../../src/writer/runners.js';
-import { defaultWriteDeps } from '../../src/writer/write-batch.js';
-import type { WriterFs } from '../../src/writer/writer-fs.js';
+import { defaultWriteDeps } from '../../src/writer/worker/commit.js';
+import type { WriterFs } from '../../src/storage/fs.js';
 import { type Writer, createWriter, encodedBytes } from '../../src/writer/writer.js';
 import { heldRunner, memoryLogger, readCsv, tempDir, testConfig, waitFor } from '../helpers.js';
 

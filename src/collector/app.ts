@@ -1,0 +1,44 @@
+/**
+ * The collector's HTTP side (SPEC section 10): `/healthz`, `/livez`,
+ * `/readyz` and `/metrics`, from the same routers as the ingest server.
+ */
+import express, { type Express } from 'express';
+import helmet from 'helmet';
+import type { Metrics } from '../server/metrics.js';
+import { createMetricsRouter } from '../server/metrics-route.js';
+import { type ReadyCheck, createOpsRouter } from '../server/health-routes.js';
+import type { Writer } from '../writer/writer.js';
+
+export interface CollectorAppDeps {
+  readonly version: string;
+  readonly dataDir: string;
+  readonly readToken: string | undefined;
+  readonly writer: Writer;
+  readonly metrics: Metrics;
+  readonly natsCheck: () => ReadyCheck;
+  readonly now?: () => number;
+  readonly startedAt?: number;
+}
+
+export function createCollectorApp(deps: CollectorAppDeps): Express {
+  const now = deps.now ?? Date.now;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(helmet());
+  app.use(
+    createOpsRouter({
+      version: deps.version,
+      dataDir: deps.dataDir,
+      writer: deps.writer,
+      now,
+      startedAt: deps.startedAt ?? now(),
+      readyChecks: () => ({ nats: deps.natsCheck() }),
+    }),
+  );
+  app.use(createMetricsRouter(deps.metrics, deps.readToken));
+  app.use((req, res) => {
+    res.status(404).json({ error: `no route for ${req.method} ${req.path}`, code: 'NOT_FOUND' });
+  });
+  return app;
+}

@@ -1,0 +1,78 @@
+/**
+ * At start-up, puts each stream's recent rows back into the dashboard's
+ * memory, so its charts survive a restart. Reads the tails of the stream's
+ * files, newest first, until it has gone back past the chart's window or has
+ * read `maxBytesPerStream` (bounded time and memory, however large the files).
+ */
+import { join } from 'node:path';
+import { RECEIVED_AT, unguardCell } from '../../storage/csv.js';
+import { listStreamFiles } from '../../storage/stream-files.js';
+import { type LivePoints, WINDOW_MS } from './live-points.js';
+import { type OpenFile, TAIL_BYTES, readTail } from '../../storage/tail-reader.js';
+
+export interface RestoreOptions {
+  readonly dataDir: string;
+  readonly streams: readonly string[];
+  readonly live: LivePoints;
+  readonly now: () => number;
+  readonly maxBytesPerStream?: number;
+  readonly open?: OpenFile;
+}
+
+/** What start-up restored, and the files it could not read (their charts start empty; start-up goes on). */
+export interface Restored {
+  readonly rows: number;
+  readonly bytes: number;
+  readonly unreadable: Array<{ readonly file: string; readonly error: string }>;
+}
+
+/** Restores every stream; returns the rows put back and the bytes read. */
+export async function restoreRecentPoints(options: RestoreOptions): Promise<Restored> {
+  const { dataDir, streams, live, now } = options;
+  const maxBytes = options.maxBytesPerStream ?? TAIL_BYTES;
+  const since = now() - WINDOW_MS;
+  let rows = 0;
+  let bytes = 0;
+  const unreadable: Array<{ file: string; error: string }> = [];
+  for (const stream of streams) {
+    const tails: Array<{ header: string[]; rows: string[][] }> = [];
+    let budget = maxBytes;
+    for (const file of (await listStreamFiles(dataDir, stream)).reverse()) {
+      if (budget <= 0) break;
+      let tail: Awaited<ReturnType<typeof readTail>>;
+      try {
+        tail = await readTail(join(dataDir, file.name), budget, options.open);
+      } catch (error) {
+        // Say so, but never let a chart keep the server from starting: the file is no less there.
+        unreadable.push({ file: file.name, error: (error as Error).message });
+        break;
+      }
+      if (tail === null) continue;
+      budget -= tail.bytesRead;
+      bytes += tail.bytesRead;
+      tails.unshift(tail);
+      const oldest = tail.rows[0]?.[0];
+      if (tail.cut || (oldest !== undefined && Date.parse(oldest) < since)) break;
+    }
+    for (const { header, rows: records } of tails) {
+      const at = header.indexOf(RECEIVED_AT);
+      if (at < 0) continue; // a Flask10X file's archive: its rows have no time
+      const names = header.map(unguardCell);
+      for (const record of records) {
+        const receivedAt = Date.parse(record[at] as string);
+        if (Number.isNaN(receivedAt)) continue;
+        // An empty cell is a key the reading did not have, or a null: left out, as on the card.
+        const columns: string[] = [];
+        const cells: string[] = [];
+        record.forEach((cell, i) => {
+          if (i === at || cell === '') return;
+          columns.push(names[i] as string);
+          cells.push(unguardCell(cell));
+        });
+        live.record(stream, [{ columns, cells }], receivedAt);
+        rows++;
+      }
+    }
+  }
+  return { rows, bytes, unreadable };
+}

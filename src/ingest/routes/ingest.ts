@@ -1,0 +1,73 @@
+/**
+ * `POST /<stream>`: a JSON object or array, a form, or NDJSON, chosen by
+ * Content-Type, gzip or not (SPEC sections 3 and 8).
+ */
+import { type Request, type RequestHandler, Router } from 'express';
+import { requireToken } from '../../server/auth.js';
+import { NotFoundError, UnsupportedMediaTypeError } from '../../shared/errors.js';
+import { parseFormBody } from '../formats/form-body.js';
+import { parseJsonBody } from '../formats/json-body.js';
+import { parseNdjsonBody } from '../formats/ndjson-body.js';
+import { decodeUtf8 } from '../formats/text.js';
+import type { Reading, ReadingLimits } from '../../storage/reading.js';
+import type { IngestConfig, IngestPipeline, IngestRoute } from './ingest-pipeline.js';
+
+type BodyParser = (text: string, limits: ReadingLimits) => Reading[];
+
+const PARSERS: ReadonlyMap<string, BodyParser> = new Map<string, BodyParser>([
+  ['application/json', parseJsonBody],
+  ['application/x-www-form-urlencoded', parseFormBody],
+  ['application/x-ndjson', parseNdjsonBody],
+  ['application/ndjson', parseNdjsonBody],
+]);
+const ACCEPTED = 'send application/json, application/x-www-form-urlencoded or application/x-ndjson';
+
+const streamPath: IngestRoute = {
+  // The route matches only configured streams' paths (`/data`, or `/data/`).
+  streamOf: (req) => req.path.replace(/^\/|\/$/g, ''),
+  routeOf: (_req, stream) => `/${stream}`,
+  tokenSchemes: [],
+  answer: (rows, durable) => (durable ? { status: 201, body: { status: 'stored', rows } } : { status: 202, body: { status: 'queued', rows } }),
+};
+
+/**
+ * The streams' own paths, matched before any other route: the hot path. No
+ * stream can shadow a fixed path (config refuses those names).
+ */
+export function createIngestRouter(pipeline: IngestPipeline, streams: readonly string[], limits: ReadingLimits, now: () => number): Router {
+  const router = Router();
+  router.all(
+    streams.map((stream) => `/${stream}`),
+    ...pipeline.guard(streamPath),
+    async (req, res) => {
+      const parse = parserFor(req);
+      const body = await pipeline.readBody(req, res);
+      const receivedAt = now();
+      const readings = parse(decodeUtf8(body), limits);
+      await pipeline.accept(req, res, streamPath, streamPath.streamOf(req) as string, readings, receivedAt);
+    },
+  );
+  return router;
+}
+
+/**
+ * Any other one-segment path, after the fixed routes: a stream that does not
+ * exist. With INGEST_TOKEN set the token is checked first (SPEC section 9: 401 before 404).
+ */
+export function unknownStream(config: Pick<IngestConfig, 'streams' | 'ingestToken'>): RequestHandler[] {
+  return [
+    requireToken(config.ingestToken),
+    (req) => {
+      throw new NotFoundError(`no stream named '${req.path.slice(1)}'; this server takes ${config.streams.join(', ')}`);
+    },
+  ];
+}
+
+function parserFor(req: Request): BodyParser {
+  const type = req.headers['content-type'];
+  const parser = PARSERS.get(type?.split(';', 1)[0]?.trim().toLowerCase() ?? '');
+  if (parser === undefined) {
+    throw new UnsupportedMediaTypeError(type === undefined ? `Content-Type is missing; ${ACCEPTED}` : `Content-Type '${type}' is not supported; ${ACCEPTED}`);
+  }
+  return parser;
+}

@@ -1,0 +1,128 @@
+/**
+ * Data access without ssh: `GET /streams` lists each stream's CSV files and
+ * `GET /streams/<name>/csv?from=YYYY-MM-DD&to=YYYY-MM-DD` downloads its rows
+ * in a range of UTC days as one CSV. READ_TOKEN guards both (the download
+ * also takes `?token=`, for a plain link). Only configured stream names are
+ * taken, and only files whose names match the stream's patterns are read.
+ */
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable, pipeline } from 'node:stream';
+import { type RequestHandler, Router } from 'express';
+import { requireToken, requireTokenOrQuery } from '../../server/auth.js';
+import { countRows } from '../../storage/csv-row-count.js';
+import { type DayRange, exportCsv, inDayRange, unionColumns } from '../../storage/csv-export.js';
+import type { LivePoints } from '../dashboard/live-points.js';
+import { readHeader } from '../../storage/tail-reader.js';
+import { BadRequestError, NotFoundError } from '../../shared/errors.js';
+import { isCalendarDay, listStreamFiles } from '../../storage/stream-files.js';
+import { refuseOtherMethods } from '../../server/other-methods.js';
+
+export interface StreamsRouteDeps {
+  readonly dataDir: string;
+  readonly streams: readonly string[];
+  readonly live: LivePoints;
+  readonly readToken: string | undefined;
+}
+
+/** Files up to this size get a row count in `/streams`; counting reads the whole file. */
+export const ROW_COUNT_MAX_BYTES = 1024 * 1024;
+/** And one listing counts rows in at most this many bytes in all. */
+export const ROW_COUNT_BUDGET_BYTES = 16 * 1024 * 1024;
+
+export function createStreamsRouter({ dataDir, streams, live, readToken }: StreamsRouteDeps): Router {
+  const router = Router();
+
+  router.get('/streams', requireToken(readToken), async (_req, res) => {
+    let budget = ROW_COUNT_BUDGET_BYTES;
+    const listing = [];
+    for (const stream of streams) {
+      const files = [];
+      for (const file of await listStreamFiles(dataDir, stream)) {
+        const path = join(dataDir, file.name);
+        const info = await stat(path).catch(() => null);
+        if (info === null) continue; // archived since the listing
+        let rows: number | null = null;
+        if (info.size <= ROW_COUNT_MAX_BYTES && info.size <= budget) {
+          budget -= info.size;
+          rows = await countRows(path);
+        }
+        files.push({ name: file.name, bytes: info.size, rows, day: file.day, modified: info.mtime.toISOString() });
+      }
+      const newest = files.at(-1);
+      const lastReceived = live.lastReceived(stream);
+      listing.push({
+        name: stream,
+        columns: newest === undefined ? [] : ((await headerIfPresent(join(dataDir, newest.name))) ?? []),
+        last_received: lastReceived === null ? null : new Date(lastReceived).toISOString(),
+        bytes: files.reduce((sum, file) => sum + file.bytes, 0),
+        csv: `/streams/${stream}/csv`,
+        files,
+      });
+    }
+    res.set('Cache-Control', 'no-store').json({ streams: listing });
+  });
+
+  const nameRoute: RequestHandler = (_req, res, next) => {
+    // The metrics label: a pattern with a parameter is only used once named.
+    res.locals.route = '/streams/:name/csv';
+    next();
+  };
+  router.get('/streams/:name/csv', nameRoute, requireTokenOrQuery(readToken), async (req, res, next) => {
+    // The configured name itself, never the request's text, is what goes on.
+    const stream = streams.find((name) => name === req.params.name);
+    if (stream === undefined) throw new NotFoundError(`no stream named '${String(req.params.name).slice(0, 64)}'`);
+    const range = dayRangeOf(req.query);
+    const files = (await listStreamFiles(dataDir, stream)).filter((file) => file.day === null || inDayRange(file.day, range));
+    const headers: string[][] = [];
+    const paths: string[] = [];
+    for (const file of files) {
+      const path = join(dataDir, file.name);
+      const header = await headerIfPresent(path);
+      if (header === null) continue;
+      headers.push(header);
+      paths.push(path);
+    }
+    res.set({
+      'Content-Type': 'text/csv; charset=utf-8',
+      'Content-Disposition': `attachment; filename="${stream}_${range.from ?? 'first'}_${range.to ?? 'last'}.csv"`,
+      'Cache-Control': 'no-store',
+    });
+    pipeline(Readable.from(exportCsv(paths, unionColumns(headers), range)), res, (error) => {
+      // Once bytes are sent there is no status left to change: the cut-off download shows the fault.
+      if (error && !res.headersSent) next(error);
+    });
+  });
+
+  refuseOtherMethods(router, ['/streams', '/streams/:name/csv']);
+  return router;
+}
+
+/**
+ * A file's header; null if the file has gone (archived since the listing) or
+ * has no whole header line yet. Any other failure is thrown: a file skipped in
+ * silence would look like a stream with no rows.
+ */
+async function headerIfPresent(path: string): Promise<string[] | null> {
+  try {
+    return await readHeader(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+}
+
+function dayRangeOf(query: Record<string, unknown>): DayRange {
+  const day = (name: 'from' | 'to'): string | undefined => {
+    const value = query[name];
+    if (value === undefined) return undefined;
+    if (typeof value !== 'string' || !isCalendarDay(value)) {
+      throw new BadRequestError(`${name} must be a day as YYYY-MM-DD, got ${JSON.stringify(value)}`, 'BAD_QUERY');
+    }
+    return value;
+  };
+  const from = day('from');
+  const to = day('to');
+  if (from !== undefined && to !== undefined && from > to) throw new BadRequestError(`from (${from}) is after to (${to})`, 'BAD_QUERY');
+  return { ...(from === undefined ? {} : { from }), ...(to === undefined ? {} : { to }) };
+}
