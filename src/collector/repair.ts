@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import type * as nodeFs from 'node:fs';
-import { readHeaderRecord } from '../storage/csv-reader.js';
+import { readHeaderRecord } from '../storage/csv.js';
 import type { CollectJournal } from './journal.js';
 import { NAME } from '../nats/row-message.js';
 import { csvNameOfState, ensureFileState, readFileState, recordSynced, stateDirOf } from '../storage/file-state.js';

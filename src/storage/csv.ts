@@ -1,9 +1,27 @@
 /**
- * CSV encoding as SPEC section 4 fixes it: UTF-8, comma separated, `\n` line
- * ends, RFC 4180 quoting (https://www.rfc-editor.org/rfc/rfc4180), and a
- * formula guard so that a spreadsheet never runs a cell. Pure functions only:
- * the worker thread imports this file.
+ * The one CSV module: every reader and writer of the stream files goes
+ * through it (the writer thread, start-up repair, the forwarder, the
+ * collector's repair, `/streams`, the CSV download and the dashboard).
+ *
+ * - Encoding as SPEC section 4 fixes it: UTF-8, comma separated, `\n` line
+ *   ends, RFC 4180 quoting (https://www.rfc-editor.org/rfc/rfc4180), and a
+ *   formula guard so that a spreadsheet never runs a cell.
+ * - Parsing: one record at a time, and a byte scan for row ends.
+ * - Reading files: the header, rows by byte offset, the rows' end, the last
+ *   rows (tail) and the row count. The synchronous readers take an fd and an
+ *   fs seam (the writer thread and the forwarder); the asynchronous ones take
+ *   a path (routes on the main thread, which must never block on a disk).
+ *
+ * Files are read as bytes: a header's end and a row's offset are byte
+ * offsets. Quotes, commas and newlines are ASCII and cannot occur inside a
+ * UTF-8 sequence, so the bytes are parsed as latin1 (one character a byte)
+ * and each field is turned back into UTF-8 after.
+ *
+ * No Express, no prom-client: the worker thread imports this file.
  */
+import type * as nodeFs from 'node:fs';
+import { createReadStream } from 'node:fs';
+import { open as openFile } from 'node:fs/promises';
 
 /** SPEC section 9: what counts as "a number" for the formula guard. */
 const NUMBER = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
@@ -180,4 +198,227 @@ export function scanRowEnds(scan: RowScan, chunk: Buffer, length: number, positi
       scan.end = position + i + 1;
     }
   }
+}
+
+// ---------------------------------------------------------------------------
+// Reading files
+
+/** The part of node:fs the synchronous readers use (a seam for fault tests). */
+type ReadFs = Pick<typeof nodeFs, 'readSync'>;
+
+/** A header, or a record read by offset: its fields and where it lies in the file. */
+export interface CsvRecord {
+  /** Byte offset of the record's first byte. */
+  readonly offset: number;
+  readonly fields: string[];
+}
+
+/** The header record: its fields, and the byte offset just past its `\n`. */
+export interface HeaderRecord {
+  readonly fields: string[];
+  readonly end: number;
+}
+
+/** Most headers are well under this: one small read. */
+const HEADER_FIRST_READ_BYTES = 16 * 1024;
+const FIRST_READ_BYTES = 64 * 1024;
+/** A row is at most MAX_REQUEST_BYTES and its quoting; past this, the file is not ours to read. */
+const MAX_RECORD_BYTES = 64 * 1024 * 1024;
+const SCAN_CHUNK_BYTES = 1 << 20;
+
+function toUtf8(field: string): string {
+  return /[^\x00-\x7f]/.test(field) ? Buffer.from(field, 'latin1').toString('utf8') : field;
+}
+
+/** The header at the start of `bytes` (the file's first bytes), or null if no whole first record is in them. */
+function headerIn(bytes: Buffer): HeaderRecord | null {
+  const record = parseRecord(bytes.toString('latin1'));
+  return record === null ? null : { fields: record.fields.map(toUtf8), end: record.end };
+}
+
+/**
+ * How much of the file's start to read next in search of the header's end:
+ * four times the last read, never past `limit` or MAX_HEADER_BYTES; 0 when
+ * there is nothing more to try.
+ */
+function nextHeaderRead(last: number, limit: number): number {
+  const cap = Math.min(limit, MAX_HEADER_BYTES);
+  if (last === 0) return Math.min(HEADER_FIRST_READ_BYTES, cap);
+  return last >= cap ? 0 : Math.min(last * 4, cap);
+}
+
+/**
+ * The header record of the file open on `fd`, reading no further than `limit`
+ * (the part known fsynced, or the size); null if the file holds no whole
+ * first line there, or none within MAX_HEADER_BYTES (not a header of ours).
+ */
+export function readHeaderRecord(fs: ReadFs, fd: number, limit: number): HeaderRecord | null {
+  for (let want = nextHeaderRead(0, limit); want > 0; want = nextHeaderRead(want, limit)) {
+    const buffer = Buffer.allocUnsafe(want);
+    const read = fs.readSync(fd, buffer, 0, want, 0);
+    const header = headerIn(buffer.subarray(0, read));
+    if (header !== null || read < want) return header;
+  }
+  return null;
+}
+
+/**
+ * Up to `maxRecords` whole records starting at `from` (a record boundary),
+ * none reaching past `limit`; `end` is just past the last one returned.
+ */
+export function readRecords(fs: ReadFs, fd: number, from: number, limit: number, maxRecords: number): { records: CsvRecord[]; end: number } {
+  let want = Math.min(FIRST_READ_BYTES, limit - from);
+  for (;;) {
+    if (want <= 0) return { records: [], end: from };
+    const buffer = Buffer.allocUnsafe(want);
+    const read = fs.readSync(fd, buffer, 0, want, from);
+    const text = buffer.toString('latin1', 0, read);
+    const records: CsvRecord[] = [];
+    let at = 0;
+    while (records.length < maxRecords) {
+      const record = parseRecord(text, at);
+      if (record === null) break;
+      records.push({ offset: from + at, fields: record.fields.map(toUtf8) });
+      at = record.end;
+    }
+    // Not even one whole record in what was read, but more is there: read more.
+    if (records.length === 0 && read === want && from + want < limit && want < MAX_RECORD_BYTES) {
+      want = Math.min(want * 4, limit - from);
+      continue;
+    }
+    return { records, end: from + at };
+  }
+}
+
+/**
+ * Counts the whole rows in [from, limit) and finds where the last one ends,
+ * reading about `maxBytes` at most (more if the first row is longer, so a
+ * scan always moves on while whole rows are there). `from` is a row boundary.
+ */
+export function scanRows(fs: ReadFs, fd: number, from: number, limit: number, maxBytes = Number.POSITIVE_INFINITY): { count: number; end: number } {
+  const chunk = Buffer.alloc(Math.min(SCAN_CHUNK_BYTES, Math.max(limit - from, 1)));
+  const scan: RowScan = { quoted: false, rows: 0, end: 0 };
+  for (let position = from; position < limit; ) {
+    const read = fs.readSync(fd, chunk, 0, Math.min(chunk.length, limit - position), position);
+    if (read <= 0) break;
+    scanRowEnds(scan, chunk, read, position - from);
+    position += read;
+    if (scan.rows > 0 && position - from >= maxBytes) break;
+  }
+  return { count: scan.rows, end: from + scan.end };
+}
+
+/**
+ * Offset just past the last `\n` outside quotes, scanning from `from`, which
+ * must be a row boundary (0, or where a row is known to end); `from` if none.
+ */
+export function endOfLastRow(fs: ReadFs, fd: number, size: number, from = 0): number {
+  return scanRows(fs, fd, from, size).end;
+}
+
+/**
+ * Counts a CSV file's rows by scanning it once, without blocking: a `\n`
+ * outside quotes ends a record (RFC 4180: a quoted cell may hold newlines).
+ * The header is not a row; a last record not yet ended by `\n` is not counted.
+ */
+export async function countRows(path: string): Promise<number> {
+  const scan: RowScan = { quoted: false, rows: 0, end: 0 };
+  let position = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 }) as AsyncIterable<Buffer>) {
+    scanRowEnds(scan, chunk, chunk.length, position);
+    position += chunk.length;
+  }
+  return Math.max(0, scan.rows - 1);
+}
+
+/** How much of a file's end is read at start-up, per stream. */
+export const TAIL_BYTES = 512 * 1024;
+/** Every row starts with its `received_at` (ISO 8601 UTC, milliseconds). */
+const ROW_START = /\n(?=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z[,\n])/;
+
+export interface Tail {
+  readonly header: string[];
+  /** Complete rows, oldest first, each with as many cells as the header. */
+  readonly rows: string[][];
+  /** Whether rows before the first one returned were left unread. */
+  readonly cut: boolean;
+  /** Bytes read from the file, header included. */
+  readonly bytesRead: number;
+}
+
+/** The part of node:fs/promises the asynchronous readers use: a seam for tests that count reads. */
+export type OpenFile = (path: string, flags: 'r') => Promise<{
+  stat(): Promise<{ size: number }>;
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  close(): Promise<void>;
+}>;
+
+/**
+ * The file's header and its rows in the last `maxBytes`, without reading the
+ * whole file. The first, probably partial, line of that tail is dropped, and
+ * so is a last row not yet ended by `\n` (a write under way in another
+ * process). Null for a file with no complete header yet; throws for a file
+ * with no line end in its first MAX_HEADER_BYTES (16 MiB): not a CSV file
+ * this server wrote, and never read whole.
+ */
+export async function readTail(path: string, maxBytes = TAIL_BYTES, open: OpenFile = openFile): Promise<Tail | null> {
+  const file = await open(path, 'r');
+  try {
+    const { size } = await file.stat();
+    let bytesRead = 0;
+    const readAt = async (position: number, length: number): Promise<Buffer> => {
+      const buffer = Buffer.alloc(length);
+      let filled = 0;
+      while (filled < length) {
+        const { bytesRead: n } = await file.read(buffer, filled, length - filled, position + filled);
+        if (n === 0) break;
+        filled += n;
+      }
+      bytesRead += filled;
+      return buffer.subarray(0, filled);
+    };
+
+    // The header, read as readHeaderRecord reads it: each read four times the last.
+    let head = Buffer.alloc(0);
+    let header: HeaderRecord | null = null;
+    for (let want = nextHeaderRead(0, size); want > 0 && header === null; want = nextHeaderRead(want, size)) {
+      // What was read already is kept; only the rest is read.
+      head = Buffer.concat([head, await readAt(head.length, want - head.length)]);
+      header = headerIn(head);
+      if (head.length < want) break; // the file shrank since its stat
+    }
+    if (header === null) {
+      if (head.length >= MAX_HEADER_BYTES) throw new Error(`${path} has no header line in its first ${MAX_HEADER_BYTES} bytes: not a CSV file this server wrote`);
+      return null;
+    }
+
+    const start = Math.max(header.end, size - maxBytes);
+    // What the header read already holds is not read again.
+    const reused = start < head.length ? head.subarray(start) : Buffer.alloc(0);
+    const from = start + reused.length;
+    const text = Buffer.concat([reused, from < size ? await readAt(from, size - from) : Buffer.alloc(0)]).toString('utf8');
+    const cut = start > header.end;
+    let offset = 0;
+    if (cut) {
+      // Skip to the first line that starts a row; a quoted cell may hold newlines, so the first `\n` alone is not enough.
+      const match = ROW_START.exec(text);
+      if (match === null) return { header: header.fields, rows: [], cut, bytesRead };
+      offset = match.index + 1;
+    }
+    const rows: string[][] = [];
+    for (;;) {
+      const record = parseRecord(text, offset);
+      if (record === null) break;
+      offset = record.end;
+      if (record.fields.length === header.fields.length) rows.push(record.fields);
+    }
+    return { header: header.fields, rows, cut, bytesRead };
+  } finally {
+    await file.close();
+  }
+}
+
+/** The file's header alone (one small read); null if it has no complete header line. */
+export async function readHeader(path: string, open: OpenFile = openFile): Promise<string[] | null> {
+  return (await readTail(path, 0, open))?.header ?? null;
 }

@@ -9,7 +9,7 @@
  * over the file finds the last such `\n`, however many quoted newlines it has.
  */
 import { dirname, join } from 'node:path';
-import { type RowScan, scanRowEnds } from './csv.js';
+import { endOfLastRow } from './csv.js';
 import { type Rotation, isCurrentFileOf, partialFileName } from './file-names.js';
 import { ensureFileState, recordSynced } from './file-state.js';
 import { type WriterFs, fsyncDirectory } from './fs.js';
@@ -91,8 +91,6 @@ export interface RepairResult {
   readonly bytes: number;
 }
 
-const CHUNK_BYTES = 1 << 20;
-
 /**
  * Cuts `dataDir/fileName` back to its last complete row. The caller holds the
  * file's lock. Returns null when the file is whole or missing.
@@ -123,32 +121,6 @@ export function repairCutRow(fs: WriterFs, dataDir: string, fileName: string, no
   } finally {
     fs.closeSync(fd);
   }
-}
-
-/**
- * Offset just past the last `\n` outside quotes, scanning from `from`, which
- * must be a row boundary (0, or where a row is known to end); `from` if none.
- */
-export function endOfLastRow(fs: WriterFs, fd: number, size: number, from = 0): number {
-  return scanRows(fs, fd, from, size).end;
-}
-
-/**
- * Counts the whole rows in [from, limit) and finds where the last one ends,
- * reading about `maxBytes` at most (more if the first row is longer, so a
- * scan always moves on while whole rows are there). `from` is a row boundary.
- */
-export function scanRows(fs: Pick<WriterFs, 'readSync'>, fd: number, from: number, limit: number, maxBytes = Number.POSITIVE_INFINITY): { count: number; end: number } {
-  const chunk = Buffer.alloc(Math.min(CHUNK_BYTES, Math.max(limit - from, 1)));
-  const scan: RowScan = { quoted: false, rows: 0, end: 0 };
-  for (let position = from; position < limit; ) {
-    const read = fs.readSync(fd, chunk, 0, Math.min(chunk.length, limit - position), position);
-    if (read <= 0) break;
-    scanRowEnds(scan, chunk, read, position - from);
-    position += read;
-    if (scan.rows > 0 && position - from >= maxBytes) break;
-  }
-  return { count: scan.rows, end: from + scan.end };
 }
 
 function freePartialName(fs: WriterFs, dataDir: string, fileName: string, now: number): string {

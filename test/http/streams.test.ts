@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
-import { countRows } from '../../src/storage/csv-row-count.js';
+import { countRows } from '../../src/storage/csv.js';
 import { compareStreamFiles, isCalendarDay, matchStreamFile } from '../../src/storage/stream-files.js';
 import { type World, listFiles, readCsv, setUpWorlds } from '../helpers.js';
 

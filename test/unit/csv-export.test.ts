@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type CsvReading, exportCsv } from '../../src/storage/csv-export.js';
 import { parseRecord, scanRowEnds } from '../../src/storage/csv.js';
-import { readHeader, readTail } from '../../src/storage/tail-reader.js';
+import { readHeader, readTail } from '../../src/storage/csv.js';
 import { tempDir } from '../helpers.js';
 
 const MB = 1024 * 1024;

@@ -2,8 +2,7 @@ import * as nodeFs from 'node:fs';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { readHeaderRecord, readRecords } from '../../src/storage/csv-reader.js';
-import { scanRows } from '../../src/storage/repair.js';
+import { readHeaderRecord, readRecords, scanRows } from '../../src/storage/csv.js';
 import { encodeLine } from '../../src/storage/csv.js';
 import { tempDir } from '../helpers.js';
 

@@ -17,7 +17,7 @@ import { MAX_CELL_CHARS, MAX_FIELDS, MAX_LAST_CELLS, MAX_POINTS, PointRing, WIND
 import { parseNumericCell } from '../../src/ingest/dashboard/numeric.js';
 import { restoreRecentPoints } from '../../src/ingest/dashboard/restore-points.js';
 import { unguardCell } from '../../src/storage/csv.js';
-import { type OpenFile, readHeader, readTail } from '../../src/storage/tail-reader.js';
+import { type OpenFile, readHeader, readTail } from '../../src/storage/csv.js';
 import type { Reading } from '../../src/storage/reading.js';
 import { buildWorld, listFiles, memoryLogger, tempDir, waitFor } from '../helpers.js';
 

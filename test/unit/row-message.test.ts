@@ -2,7 +2,7 @@ import * as nodeFs from 'node:fs';
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { readHeaderRecord, readRecords } from '../../src/storage/csv-reader.js';
+import { readHeaderRecord, readRecords } from '../../src/storage/csv.js';
 import { type RowMessage, cellColumns, encodeRowMessage, messageId, parseMessageId, rowBytes, validateRowMessage } from '../../src/nats/row-message.js';
 import { flattenReading } from '../../src/storage/reading.js';
 import { defaultWriteDeps, writeFileBatch } from '../../src/writer/worker/commit.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { RECEIVED_AT, unguardCell } from '../../storage/csv.js';
 import { listStreamFiles } from '../../storage/stream-files.js';
 import { type LivePoints, WINDOW_MS } from './live-points.js';
-import { type OpenFile, TAIL_BYTES, readTail } from '../../storage/tail-reader.js';
+import { type OpenFile, TAIL_BYTES, readTail } from '../../storage/csv.js';
 
 export interface RestoreOptions {
   readonly dataDir: string;

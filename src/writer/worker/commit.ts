@@ -15,12 +15,12 @@
  */
 import * as nodeFs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { MAX_HEADER_BYTES, RECEIVED_AT, encodeLine, encodeRows, guardCell, headerColumns, parseRecord } from '../../storage/csv.js';
+import { RECEIVED_AT, encodeLine, encodeRows, endOfLastRow, guardCell, headerColumns, parseRecord, readHeaderRecord } from '../../storage/csv.js';
 import type { BatchResult, BatchTask, FileBatch, FileOutcome, Row } from '../task.js';
 import { archiveFileName } from '../../storage/file-names.js';
 import { cachedHeader, forgetRowEnd, knownRowEnd, rememberHeader, rememberRowEnd } from './file-memory.js';
 import { type FileState, ensureFileState, readFileState, markArchiving, newFileId, recordSynced, writeFileStateDurably } from '../../storage/file-state.js';
-import { type RepairResult, endOfLastRow, repairCutRow } from '../../storage/repair.js';
+import { type RepairResult, repairCutRow } from '../../storage/repair.js';
 import { type Journal, type ResumePoint, beginTask, noteWrite, pointFor } from '../resume-journal.js';
 import { type WriterFs, fsyncDirectory, writeAll } from '../../storage/fs.js';
 import { type LockFile, lockForCommit } from '../../storage/lock.js';
@@ -418,22 +418,18 @@ function rowsInPlace(fs: WriterFs, file: OpenFile, header: readonly string[], ba
  */
 function readHeader(fs: WriterFs, path: string, file: OpenFile): string[] | null {
   const cached = cachedHeader(path, file.ino);
-  if (cached !== undefined && knownRowEnd(path, file.ino, file.size) === file.size) return cached.cells;
-  let length = Math.min(file.size, Math.max(4096, (cached?.line.length ?? 0) * 4));
-  for (;;) {
-    const buffer = Buffer.allocUnsafe(length);
-    const read = fs.readSync(file.fd, buffer, 0, length, 0);
-    const text = buffer.toString('utf8', 0, read);
-    if (cached !== undefined && text.startsWith(cached.line)) return cached.cells;
-    const record = parseRecord(text);
-    if (record !== null) {
-      rememberHeader(path, file.ino, text.slice(0, record.end), record.fields);
-      return record.fields;
-    }
-    // No line end within MAX_HEADER_BYTES: not a header of ours, and the file is archived like one without a header.
-    if (length >= file.size || length >= MAX_HEADER_BYTES) return null;
-    length = Math.min(file.size, MAX_HEADER_BYTES, length * 4);
+  if (cached !== undefined) {
+    if (knownRowEnd(path, file.ino, file.size) === file.size) return cached.cells;
+    const start = Buffer.allocUnsafe(cached.line.length);
+    if (fs.readSync(file.fd, start, 0, start.length, 0) === start.length && start.equals(cached.line)) return cached.cells;
   }
+  // No whole first line (none within MAX_HEADER_BYTES): not a header of ours, and the file is archived like one without a header.
+  const header = readHeaderRecord(fs, file.fd, file.size);
+  if (header === null) return null;
+  const line = Buffer.allocUnsafe(header.end);
+  fs.readSync(file.fd, line, 0, header.end, 0);
+  rememberHeader(path, file.ino, line, header.fields);
+  return header.fields;
 }
 
 /** The archive name for the current file (`data.20261123T101500Z.csv`, `-1` … if taken). */

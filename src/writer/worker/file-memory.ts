@@ -13,7 +13,8 @@ interface Remembered {
   readonly ino: number;
   /** Offset just past the last row known whole (0 if unknown). */
   end: number;
-  header?: { readonly line: string; readonly cells: string[] };
+  /** The header line's bytes (its `\n` included) and its cells. */
+  header?: { readonly line: Buffer; readonly cells: string[] };
 }
 
 const files = new Map<string, Remembered>();
@@ -48,11 +49,11 @@ export function rememberRowBoundaries(boundaries: readonly RowBoundary[]): void 
   for (const { path, ino, end } of boundaries) rememberRowEnd(path, ino, end);
 }
 
-export function cachedHeader(path: string, ino: number): { readonly line: string; readonly cells: string[] } | undefined {
+export function cachedHeader(path: string, ino: number): { readonly line: Buffer; readonly cells: string[] } | undefined {
   const remembered = files.get(path);
   return remembered?.ino === ino ? remembered.header : undefined;
 }
 
-export function rememberHeader(path: string, ino: number, line: string, cells: string[]): void {
+export function rememberHeader(path: string, ino: number, line: Buffer, cells: string[]): void {
   entry(path, ino).header = { line, cells };
 }
