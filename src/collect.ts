@@ -124,6 +124,7 @@ async function main(): Promise<void> {
 
   const app = createCollectorApp({
     version,
+    logger,
     dataDir: config.dataDir,
     readToken: config.readToken,
     writer,

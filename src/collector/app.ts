@@ -4,6 +4,8 @@
  */
 import express, { type Express } from 'express';
 import helmet from 'helmet';
+import type { Logger } from 'pino';
+import { noRoute, renderErrors } from '../server/errors.js';
 import type { Metrics } from '../server/metrics.js';
 import { createMetricsRouter } from '../server/metrics-route.js';
 import { type ReadyCheck, createOpsRouter } from '../server/health-routes.js';
@@ -11,6 +13,7 @@ import type { Writer } from '../writer/writer.js';
 
 export interface CollectorAppDeps {
   readonly version: string;
+  readonly logger: Logger;
   readonly dataDir: string;
   readonly readToken: string | undefined;
   readonly writer: Writer;
@@ -37,8 +40,7 @@ export function createCollectorApp(deps: CollectorAppDeps): Express {
     }),
   );
   app.use(createMetricsRouter(deps.metrics, deps.readToken));
-  app.use((req, res) => {
-    res.status(404).json({ error: `no route for ${req.method} ${req.path}`, code: 'NOT_FOUND' });
-  });
+  app.use(noRoute);
+  app.use(renderErrors(deps.logger));
   return app;
 }

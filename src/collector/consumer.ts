@@ -11,6 +11,7 @@
  * A crash before the journal line leaves rows the journal does not cover:
  * start-up cuts them off (collect-repair.ts) and JetStream redelivers them.
  */
+import { WriteRefusedError, WriterClosedError } from '../shared/errors.js';
 import { mkdirSync, openSync, closeSync, fsyncSync } from 'node:fs';
 import { join } from 'node:path';
 import { AckPolicy, DeliverPolicy, type JsMsg, jetstream } from '@nats-io/jetstream';
@@ -150,8 +151,11 @@ export function startCollector(deps: CollectorDeps): Collector {
         waits.push(writer.enqueue(`${site}/${stream}`, [{ columns, cells: columns.map((column) => cells[column] as string) }], Date.parse(receivedAt)));
         written.push(row);
       } catch (error) {
-        // The queue is full (a stalled disk): not acked, so JetStream hands it out again.
-        log.warn({ err: safeMessage(error) }, 'row not queued; it will be redelivered');
+        // Not acked, so JetStream hands it out again: the queue is full (a stalled disk), the site's
+        // folder could not be made, or the writer is closing (shutdown: nothing to warn about).
+        if (!(error instanceof WriterClosedError)) {
+          log.warn({ err: safeMessage(error), code: error instanceof WriteRefusedError ? error.code : undefined }, 'row not queued; it will be redelivered');
+        }
         break;
       }
     }

@@ -2,7 +2,7 @@
  * `createApp(deps)`: the Express app, built from injected parts and never
  * listening itself (src/main.ts binds the port). Tests drive it with supertest.
  */
-import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
 import helmet from 'helmet';
 import type { Logger } from 'pino';
 import { answeredStatus } from './answered-status.js';
@@ -10,7 +10,8 @@ import type { Config } from '../shared/config.js';
 import type { EventHub } from './dashboard/event-hub.js';
 import { createLiveFeed } from './dashboard/live-feed.js';
 import type { LivePoints } from './dashboard/live-points.js';
-import { IngestError, NotFoundError, ServiceUnavailableError } from '../shared/errors.js';
+import { ShuttingDownError } from '../shared/errors.js';
+import { noRoute, renderErrors } from '../server/errors.js';
 import type { History } from './history.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { Metrics } from '../server/metrics.js';
@@ -84,10 +85,8 @@ export function createApp(deps: AppDeps): Express {
   app.use(createDashboardRouter({ live, eventHub, readToken: config.readToken }));
   app.use(createStreamsRouter({ dataDir: config.dataDir, streams: config.streams, live, readToken: config.readToken }));
   app.all('/:stream', ...unknownStream(config));
-  app.use((req) => {
-    throw new NotFoundError(`no route for ${req.method} ${req.path}`);
-  });
-  app.use(renderError(log));
+  app.use(noRoute);
+  app.use(renderErrors(log));
   return app;
 }
 
@@ -122,26 +121,6 @@ function refuseWhileClosing(lifecycle: Lifecycle, writer: Writer): RequestHandle
   return (_req, res, next) => {
     if (!lifecycle.closing) return next();
     res.set('Connection', 'close');
-    next(new ServiceUnavailableError('the server is shutting down', 'SHUTTING_DOWN', writer.retryAfterSec()));
+    next(new ShuttingDownError(writer.retryAfterSec()));
   };
-}
-
-/** Every error becomes `{"error": "<words>", "code": "<CODE>"}` with its status. */
-function renderError(log: Logger): ErrorRequestHandler {
-  return (error: unknown, _req, res, _next) => {
-    const known = toIngestError(error);
-    if (known.statusCode >= 500 && known.code === 'INTERNAL') log.error({ err: error }, 'request failed');
-    res.locals.errorCode = known.code;
-    res.status(known.statusCode).set(known.headers).json({ error: known.message, code: known.code });
-  };
-}
-
-function toIngestError(error: unknown): IngestError {
-  if (error instanceof IngestError) return error;
-  // Errors Express and its parsers raise carry a 4xx status (a bad URL encoding, say).
-  const status = (error as { status?: unknown } | null)?.status;
-  if (typeof status === 'number' && status >= 400 && status < 500) {
-    return new IngestError((error as Error).message, status, 'BAD_REQUEST', { cause: error });
-  }
-  return new IngestError('internal error', 500, 'INTERNAL', { cause: error });
 }

@@ -1,8 +1,51 @@
 /**
- * The errors a request can end in. Each carries the HTTP status and a stable
- * code; the error middleware renders `{"error": "<words>", "code": "<CODE>"}`.
+ * The project's errors, in two kinds.
+ *
+ * - Domain errors (`WriteRefusedError` and its subclasses): what the writer
+ *   says when it cannot take rows. They know nothing of HTTP; each program
+ *   decides what they mean for it (the ingest routes answer 503 or 413, the
+ *   collector leaves the message unacked for redelivery).
+ * - Request errors (`IngestError` and its subclasses): what a request ends
+ *   in, with its HTTP status and a stable code; the error middleware
+ *   (server/errors.ts) renders `{"error": "<words>", "code": "<CODE>"}`.
+ *
  * Library errors are translated into these where the library is called.
  */
+
+/** The writer did not take the rows; `code` is stable, the message says why in words. */
+export class WriteRefusedError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'SHUTTING_DOWN' | 'QUEUE_FULL' | 'BATCH_TOO_LARGE',
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** The writer is closed: shutdown has begun, and nothing more is taken. */
+export class WriterClosedError extends WriteRefusedError {
+  constructor(readonly retryAfterSec: number) {
+    super('the server is shutting down', 'SHUTTING_DOWN');
+  }
+}
+
+/** The write queue cannot take the rows now (SPEC section 8); they may fit after `retryAfterSec`. */
+export class QueueFullError extends WriteRefusedError {
+  constructor(
+    message: string,
+    readonly retryAfterSec: number,
+  ) {
+    super(message, 'QUEUE_FULL');
+  }
+}
+
+/** The rows could never fit in the write queue, however long one waits. */
+export class TooLargeForQueueError extends WriteRefusedError {
+  constructor(message: string) {
+    super(message, 'BATCH_TOO_LARGE');
+  }
+}
 
 export interface IngestErrorOptions {
   readonly cause?: unknown;
@@ -69,5 +112,12 @@ export class UnsupportedMediaTypeError extends IngestError {
 export class ServiceUnavailableError extends IngestError {
   constructor(message: string, code: string, retryAfterSec: number) {
     super(message, 503, code, { headers: { 'Retry-After': String(retryAfterSec) } });
+  }
+}
+
+/** The one "shutting down" answer (SPEC section 7): a 503 with `Retry-After`. */
+export class ShuttingDownError extends ServiceUnavailableError {
+  constructor(retryAfterSec: number) {
+    super('the server is shutting down', 'SHUTTING_DOWN', retryAfterSec);
   }
 }

@@ -13,7 +13,7 @@
  */
 import type { Logger } from 'pino';
 import type { Config } from '../shared/config.js';
-import { PayloadTooLargeError, ServiceUnavailableError } from '../shared/errors.js';
+import { QueueFullError, TooLargeForQueueError, WriterClosedError } from '../shared/errors.js';
 import type { Reading } from '../storage/reading.js';
 import type { BatchResult, BatchTask, FileBatch, FileFailed, FileWritten, Row } from './task.js';
 import { retryDelayMs } from './backoff.js';
@@ -54,7 +54,8 @@ export interface WriterDeps {
 export interface Writer {
   /**
    * Queues one request's rows, all or none. Resolves once the fsync covering
-   * them is done (it never rejects); throws a 503 error if they do not fit.
+   * them is done (it never rejects). Throws a WriteRefusedError if they are
+   * not taken: WriterClosedError, QueueFullError or TooLargeForQueueError.
    */
   enqueue(stream: string, readings: readonly Reading[], receivedAt: number): Promise<void>;
   /** Rows queued or being written. */
@@ -300,21 +301,19 @@ export function createWriter(deps: WriterDeps): Writer {
 
   return {
     enqueue(stream, readings, receivedAt) {
-      if (closed) throw new ServiceUnavailableError('the server is shutting down', 'SHUTTING_DOWN', retryAfterSec());
+      if (closed) throw new WriterClosedError(retryAfterSec());
       const bytes = encodedBytes(readings);
       if (bytes > queue.capacityBytes) {
         // It could never fit, so a 503 "retry later" would be a lie.
-        throw new PayloadTooLargeError(
+        throw new TooLargeForQueueError(
           `the request's rows take about ${bytes} bytes, more than the write queue holds (WRITE_QUEUE_MAX_BYTES ${queue.capacityBytes})`,
-          'BATCH_TOO_LARGE',
         );
       }
       if (!queue.canTake(readings.length, bytes)) {
-        throw new ServiceUnavailableError(
+        throw new QueueFullError(
           queue.canTake(readings.length)
             ? `the write queue is full (${queue.bytes} of ${queue.capacityBytes} bytes, WRITE_QUEUE_MAX_BYTES); retry later`
             : `the write queue is full (${queue.length} of ${queue.capacity} rows); retry later`,
-          'QUEUE_FULL',
           retryAfterSec(),
         );
       }

@@ -153,7 +153,7 @@ describe('the collector, in process', () => {
         throw new Error(message);
       },
     });
-    const app = createCollectorApp({ version: '9.9.9', dataDir, readToken: undefined, writer, metrics, natsCheck: () => ({ ok: collector.connected }) });
+    const app = createCollectorApp({ version: '9.9.9', logger, dataDir, readToken: undefined, writer, metrics, natsCheck: () => ({ ok: collector.connected }) });
     const stop = async () => {
       await collector.close();
       await (writer as Writer).close();

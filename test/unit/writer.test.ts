@@ -7,6 +7,8 @@ import { type BatchRunner, createInlineRunner } from '../../src/writer/runners.j
 import { defaultWriteDeps } from '../../src/writer/worker/commit.js';
 import type { WriterFs } from '../../src/storage/fs.js';
 import { type Writer, createWriter, encodedBytes } from '../../src/writer/writer.js';
+import { QueueFullError, TooLargeForQueueError, WriterClosedError } from '../../src/shared/errors.js';
+import { toRequestError } from '../../src/server/errors.js';
 import { heldRunner, memoryLogger, readCsv, tempDir, testConfig, waitFor } from '../helpers.js';
 
 let dir: ReturnType<typeof tempDir>;
@@ -88,13 +90,15 @@ describe('createWriter', () => {
     ]);
   });
 
-  it('refuses rows that do not fit with a 503 naming the queue, all or none', async () => {
+  it('refuses rows that do not fit with a QueueFullError naming the queue (a 503 at the routes), all or none', async () => {
     const runner = heldRunner(); // the first batch never finishes until released
     const { writer } = make({ WRITE_QUEUE_MAXSIZE: '3' }, runner);
     void writer.enqueue('data', [reading(1), reading(2)], Date.now());
-    expect(() => writer.enqueue('data', [reading(3), reading(4)], Date.now())).toThrow(
-      expect.objectContaining({ statusCode: 503, code: 'QUEUE_FULL', message: 'the write queue is full (2 of 3 rows); retry later' }),
-    );
+    const refusal = thrownBy(() => writer.enqueue('data', [reading(3), reading(4)], Date.now()));
+    expect(refusal).toBeInstanceOf(QueueFullError);
+    expect(refusal).toMatchObject({ code: 'QUEUE_FULL', message: 'the write queue is full (2 of 3 rows); retry later' });
+    expect(refusal).not.toHaveProperty('statusCode');
+    expect(toRequestError(refusal)).toMatchObject({ statusCode: 503, code: 'QUEUE_FULL', headers: { 'Retry-After': expect.stringMatching(/^\d+$/) } });
     expect(writer.length).toBe(2);
     void writer.enqueue('data', [reading(3)], Date.now());
     expect(writer.length).toBe(3);
@@ -208,7 +212,9 @@ describe('createWriter', () => {
     const { writer } = make({}, createInlineRunner());
     await writer.close();
     expect(writer.isAlive()).toBe(false);
-    expect(() => writer.enqueue('data', [reading(1)], Date.now())).toThrow(expect.objectContaining({ code: 'SHUTTING_DOWN' }));
+    const refusal = thrownBy(() => writer.enqueue('data', [reading(1)], Date.now()));
+    expect(refusal).toBeInstanceOf(WriterClosedError);
+    expect(toRequestError(refusal)).toMatchObject({ statusCode: 503, code: 'SHUTTING_DOWN', message: 'the server is shutting down' });
   });
 });
 
@@ -219,10 +225,12 @@ describe('createWriter limits (SPEC section 11)', () => {
     const big = (n: number): Reading => ({ columns: ['text'], cells: ['x'.repeat(n)] });
     void writer.enqueue('data', [big(1500)], Date.now());
     expect(writer.bytes).toBeGreaterThan(1500);
-    expect(() => writer.enqueue('data', [big(600)], Date.now())).toThrow(
-      expect.objectContaining({ statusCode: 503, code: 'QUEUE_FULL', message: expect.stringMatching(/of 2048 bytes, WRITE_QUEUE_MAX_BYTES/) }),
-    );
-    expect(() => writer.enqueue('data', [big(3000)], Date.now())).toThrow(expect.objectContaining({ statusCode: 413, code: 'BATCH_TOO_LARGE' }));
+    const full = thrownBy(() => writer.enqueue('data', [big(600)], Date.now()));
+    expect(full).toBeInstanceOf(QueueFullError);
+    expect(toRequestError(full)).toMatchObject({ statusCode: 503, code: 'QUEUE_FULL', message: expect.stringMatching(/of 2048 bytes, WRITE_QUEUE_MAX_BYTES/) });
+    const never = thrownBy(() => writer.enqueue('data', [big(3000)], Date.now()));
+    expect(never).toBeInstanceOf(TooLargeForQueueError);
+    expect(toRequestError(never)).toMatchObject({ statusCode: 413, code: 'BATCH_TOO_LARGE' });
     expect(writer.length).toBe(1);
     runner.release();
     await waitFor(() => writer.length === 0, 'the queue to drain');
@@ -272,3 +280,13 @@ describe('encodedBytes', () => {
     expect(encodedBytes([wide])).toBeGreaterThan(120_000);
   });
 });
+
+/** What `act` throws (it must throw). */
+function thrownBy(act: () => unknown): unknown {
+  try {
+    act();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected a throw');
+}

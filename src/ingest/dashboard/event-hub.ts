@@ -6,7 +6,7 @@
  * stops reading dropped before its backlog grows past a bound.
  */
 import type { Request, Response } from 'express';
-import { ServiceUnavailableError } from '../../shared/errors.js';
+import { ServiceUnavailableError, ShuttingDownError } from '../../shared/errors.js';
 
 /** Dashboard tabs served at once. */
 export const MAX_CLIENTS = 20;
@@ -66,7 +66,7 @@ export function createEventHub({ maxClients = MAX_CLIENTS, keepAliveMs = KEEP_AL
 
   return {
     connect(_req, res, first) {
-      if (closed) throw new ServiceUnavailableError('the server is shutting down', 'SHUTTING_DOWN', RETRY_AFTER_SEC);
+      if (closed) throw new ShuttingDownError(RETRY_AFTER_SEC);
       if (clients.size >= maxClients) {
         throw new ServiceUnavailableError(
           `${maxClients} dashboard clients are connected already, the most this server serves; close a tab or retry later`,

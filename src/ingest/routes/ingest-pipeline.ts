@@ -10,7 +10,7 @@ import { answeredStatus } from '../answered-status.js';
 import { requireToken } from '../../server/auth.js';
 import type { Config } from '../../shared/config.js';
 import type { RowsAccepted } from '../dashboard/live-feed.js';
-import { BadRequestError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../../shared/errors.js';
+import { BadRequestError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ServiceUnavailableError, ShuttingDownError } from '../../shared/errors.js';
 import { BodyTooLargeError, readBody as readRequestBody } from '../formats/read-body.js';
 import { type History, PAYLOAD_MAX_CHARS, payloadText } from '../history.js';
 import { type IdempotencyStore, type KeyClaim, type RecordedAnswer, idempotencyKeyOf, idempotencyKeyProblem } from '../idempotency.js';
@@ -109,7 +109,7 @@ export function createIngestPipeline(deps: IngestDeps): IngestPipeline {
   const refuseWhileClosing: RequestHandler = (_req, res, next) => {
     if (!lifecycle.closing) return next();
     res.set('Connection', 'close');
-    throw new ServiceUnavailableError('the server is shutting down', 'SHUTTING_DOWN', writer.retryAfterSec());
+    throw new ShuttingDownError(writer.retryAfterSec());
   };
 
   /** A key seen before on this stream: answer as the first time, store nothing. */
