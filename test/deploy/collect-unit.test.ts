@@ -79,9 +79,9 @@ describe('deploy/sensor-ingest-collect.env', () => {
   const text = readFileSync(ENV_FILE, 'utf8');
   const pairs = assignments(text);
 
-  it('sets only variables the README documents, each once', () => {
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-    const documented = new Set([...readme.matchAll(/^\| `([A-Z][A-Z0-9_]*)` \|/gm)].map((match) => match[1]));
+  it('sets only variables docs/configuration.md documents, each once', () => {
+    const configuration = readFileSync(join(ROOT, 'docs', 'configuration.md'), 'utf8');
+    const documented = new Set([...configuration.matchAll(/^\| `([A-Z][A-Z0-9_]*)` \|/gm)].map((match) => match[1]));
     const names = pairs.map(([name]) => name);
     expect(names.filter((name) => !documented.has(name))).toEqual([]);
     expect(new Set(names).size).toBe(names.length);
