@@ -1,0 +1,126 @@
+/**
+ * The collector as a program for the process runner (`npm run collect`, SPEC
+ * section 10): the same config, logger, metrics and writer as the ingest
+ * server; rows come from a JetStream consumer instead of HTTP, and go to
+ * `DATA_DIR/<site>/<stream>.csv`.
+ *
+ * lock DATA_DIR → cut rows the journal does not cover → writer → consumer →
+ * the app; SIGTERM/SIGINT: finish the batch in hand (written, journaled,
+ * acked), drain, exit 0.
+ */
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import * as nodeFs from 'node:fs';
+import type { Server } from 'node:http';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import { NAME } from '../nats/row-message.js';
+import { createMetrics } from '../server/metrics.js';
+import type { Program, ProgramContext, StartedProgram } from '../server/process.js';
+import { createStreamActivity } from '../server/stream-activity.js';
+import type { Config } from '../shared/config.js';
+import { settledWithin } from '../shared/deadline.js';
+import { STATE_DIR, stateDirOf } from '../storage/file-state.js';
+import { lockWaitingForHolder, takeProcessLock } from '../storage/lock.js';
+import { createThreadRunner } from '../writer/runners.js';
+import { createWriter } from '../writer/writer.js';
+import { createCollectorApp } from './app.js';
+import { startCollector, trackFileEnds } from './consumer.js';
+import { journalPathOf, openCollectJournal } from './journal.js';
+import { createCollectMetrics } from './metrics.js';
+import { cutUnjournaledRows } from './repair.js';
+
+export const collectorProgram: Program = {
+  name: 'sensor-ingest-collect',
+  startedMessage: 'sensor-ingest collector started',
+  /**
+   * Where the collector's defaults differ from the ingest server's: its own port, and its own
+   * data and log folders, so that both can run from one checkout. Two processes must not roll
+   * one set of log files, and the collector's DATA_DIR is its own.
+   */
+  defaults: { PORT: '8889', DATA_DIR: './central', LOG_DIR: './logs/collect' },
+  checkConfig: (config: Config) =>
+    config.natsUrl === undefined ? ["NATS_URL='' is not accepted: the collector needs a comma list of nats://[user:pass@]host:port addresses"] : [],
+  start: startCollecting,
+};
+
+async function startCollecting({ config, logger, version, startedAt, fail, fatal }: ProgramContext): Promise<StartedProgram> {
+  // One collector a DATA_DIR: a second one's start-up cut would remove rows the first has not journaled yet.
+  mkdirSync(join(config.dataDir, STATE_DIR), { recursive: true });
+  try {
+    // A killed collector's lock goes stale after 5 s: a restart by systemd waits that out.
+    await takeProcessLock(join(config.dataDir, STATE_DIR, 'collector'), { staleMs: 5_000, retries: 12, onLost: () => {} });
+  } catch (error) {
+    fail(`another collector runs on DATA_DIR '${config.dataDir}' (${(error as { code?: string }).code ?? (error as Error).message})`);
+  }
+  // Without its journal, start-up would cut every central file back to its header: refuse instead.
+  if (!existsSync(journalPathOf(config.dataDir)) && hasCentralFiles(config.dataDir)) {
+    fail(`DATA_DIR '${config.dataDir}' holds central files but no ${journalPathOf(config.dataDir)}; restore it, or move the files away`);
+  }
+  const journal = openCollectJournal(config.dataDir);
+  const cuts = await cutUnjournaledRows({ dataDir: config.dataDir, journal, fs: nodeFs, lock: lockWaitingForHolder, now: Date.now });
+  for (const cut of cuts) logger.warn({ file: cut.file, bytes: cut.bytes }, 'cut rows written but not journaled; they come again');
+
+  const registry = new Registry();
+  const queueLength = (): number => writer.length;
+  const metrics = createMetrics({ registry, config: { ...config, streams: [] }, activity: createStreamActivity([], Date.now), queueLength });
+  const collectMetrics = createCollectMetrics(registry);
+  const ends = trackFileEnds();
+  const writer = createWriter({
+    config,
+    runner: createThreadRunner(),
+    logger,
+    events: {
+      ...metrics.writerEvents,
+      fileWritten(outcome) {
+        metrics.writerEvents.fileWritten?.(outcome);
+        ends.fileWritten(outcome);
+      },
+    },
+  });
+
+  const collector = startCollector({ config, logger, writer, journal, metrics: collectMetrics, takeEnds: ends.take, stateLost: ends.lost, fatal });
+
+  const app = createCollectorApp({
+    version,
+    logger,
+    dataDir: config.dataDir,
+    readToken: config.readToken,
+    writer,
+    metrics,
+    startedAt,
+    natsCheck: () => ({ ok: collector.connected, connected: collector.connected }),
+  });
+
+  async function stop(signal: NodeJS.Signals, server: Server, left: () => number): Promise<0 | 1> {
+    logger.info({ signal }, 'collector stopping');
+    // The batch in hand first, then what the writer still holds.
+    await collector.close(left());
+    const unwritten = await writer.drain(left());
+    server.close();
+    server.closeAllConnections();
+    if (unwritten > 0) {
+      // Not acked, so JetStream hands these rows out again to the next collector. The journal
+      // stays open: a stalled write that ends before the exit still journals its rows.
+      logger.error({ rows: unwritten, writer_blocked: writer.writing }, 'shutdown timed out with rows not written');
+      return 1;
+    }
+    await settledWithin(writer.close(), left());
+    journal.close();
+    logger.info({ signal }, 'stopped');
+    return 0;
+  }
+
+  return { app, writer, stop, startedFields: { journal: journal.size() } };
+}
+
+/** Whether any site folder holds CSV files the writer keeps a state for. */
+function hasCentralFiles(dataDir: string): boolean {
+  return readdirSync(dataDir, { withFileTypes: true }).some((entry) => {
+    if (!entry.isDirectory() || !NAME.test(entry.name)) return false;
+    try {
+      return readdirSync(stateDirOf(join(dataDir, entry.name))).length > 0;
+    } catch {
+      return false;
+    }
+  });
+}
