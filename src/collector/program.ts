@@ -13,7 +13,7 @@ import * as nodeFs from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import { NAME } from '../nats/row-message.js';
+import { NAME } from '../shared/names.js';
 import { createMetrics } from '../server/metrics.js';
 import type { Program, ProgramContext, StartedProgram } from '../server/process.js';
 import { createStreamActivity } from '../server/stream-activity.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type * as nodeFs from 'node:fs';
 import { readHeaderRecord } from '../storage/csv.js';
 import type { CollectJournal } from './journal.js';
-import { NAME } from '../nats/row-message.js';
+import { NAME } from '../shared/names.js';
 import { csvNameOfState, ensureFileState, readFileState, recordSynced, stateDirOf } from '../storage/file-state.js';
 import type { LockFile } from '../storage/lock.js';
 import type { WriterFs } from '../storage/fs.js';

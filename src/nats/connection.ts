@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { type JetStreamManager, RetentionPolicy, StorageType, jetstreamManager } from '@nats-io/jetstream';
 import { type NatsConnection, connect, credsAuthenticator } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import { safeMessage } from '../shared/redaction.js';
 import type { Config } from '../shared/config.js';
 
 export type NatsConfig = Pick<Config, 'natsUrl' | 'natsCreds' | 'natsSubjectPrefix' | 'natsStream' | 'natsReplicas'>;
@@ -138,10 +139,4 @@ export async function managerOf(nc: NatsConnection): Promise<JetStreamManager> {
 function isNotFound(error: unknown): boolean {
   const { code, message } = error as { code?: unknown; message?: unknown };
   return code === 404 || code === '404' || (typeof message === 'string' && /not found/i.test(message));
-}
-
-/** An error's message with any `user:pass@` in a URL removed: credentials never reach the logs. */
-export function safeMessage(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return text.replace(/\/\/[^@/\s]*@/g, '//[redacted]@');
 }

@@ -5,6 +5,7 @@
  *   {"site","stream","file","received_at","cells":{column: cell}}
  *   Nats-Msg-Id: <site>:<file id>:<byte offset of the row>
  */
+import { NAME, NAME_PATTERN } from '../shared/names.js';
 import { RECEIVED_AT, encodeLine, unguardCell } from '../storage/csv.js';
 import { isIndexKey, parseJsonText } from '../shared/json-text.js';
 import { ReadingBuilder } from '../storage/reading.js';
@@ -26,9 +27,8 @@ export interface RowOrigin {
   readonly offset: number;
 }
 
-export const NAME = /^[a-z0-9_-]{1,64}$/;
 const RECEIVED_AT_FORMAT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-const MSG_ID = /^([a-z0-9_-]{1,64}):([0-9a-f]{16}):(\d{1,16})$/;
+const MSG_ID = new RegExp(`^(${NAME_PATTERN}):([0-9a-f]{16}):(\\d{1,16})$`);
 
 export function messageId(origin: RowOrigin): string {
   return `${origin.site}:${origin.fileId}:${origin.offset}`;

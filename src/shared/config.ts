@@ -7,6 +7,8 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
+import { NAME, NAME_RULE, nameFrom } from './names.js';
+import { hideCredentials } from './redaction.js';
 
 export type AckMode = 'queued' | 'durable';
 export type CsvRotate = 'none' | 'daily';
@@ -94,26 +96,6 @@ export const DEFAULTS = Object.freeze({
 export const SECRET_VARIABLES: ReadonlySet<string> = new Set(['INGEST_TOKEN', 'READ_TOKEN']);
 
 /**
- * NATS_URL without the credentials it may carry (`user:pass@`, `token@`),
- * so errors and logs can show the rest: a mistyped host must be visible.
- * Everything up to the last `@` of each address goes, even in an address
- * that does not parse.
- */
-function hideNatsCredentials(value: string): string {
-  // Split only where a new address begins, so a comma inside a password does not end it.
-  return value
-    .split(/,(?=\s*[a-z][a-z0-9+.-]*:\/\/)/i)
-    .map((address) => address.replace(/^(\s*[a-z][a-z0-9+.-]*:\/\/)?[\s\S]*@/i, '$1[redacted]@'))
-    .join(',');
-}
-
-/** A NATS_URL address that passed the checks, for the log: scheme and host, credentials as [redacted]. */
-function loggableNatsUrl(url: string): string {
-  const parsed = new URL(url);
-  return `${parsed.protocol}//${parsed.username !== '' || parsed.password !== '' ? '[redacted]@' : ''}${parsed.host}`;
-}
-
-/**
  * Paths that the server answers itself, so a stream may not take them. Later
  * features (dashboard, line protocol, data download) claim some of these.
  */
@@ -121,7 +103,6 @@ export const RESERVED_STREAM_NAMES: ReadonlySet<string> = new Set([
   'healthz', 'livez', 'readyz', 'metrics', 'history', 'events', 'dashboard', 'streams', 'write', 'api',
 ]);
 
-const STREAM_NAME = /^[a-z0-9_-]{1,64}$/;
 const NATS_TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
 const WHOLE = /^\d+$/;
 /** A plain decimal number, exponent allowed (`0.05`, `.5`, `1e1`). */
@@ -232,7 +213,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     siteId = siteIdFromHostname(options.hostname ?? 'localhost');
   } else {
     siteId = siteIdRaw;
-    if (!STREAM_NAME.test(siteId)) fail('SITE_ID', '1 to 64 characters from a-z, 0-9, _ and -', siteIdRaw);
+    if (!NAME.test(siteId)) fail('SITE_ID', NAME_RULE, siteIdRaw);
   }
 
   const config: Config = {
@@ -282,8 +263,8 @@ type Fail = (name: string, accepted: string, value: string) => undefined;
 
 function parseStreams(value: string, fail: Fail): readonly string[] {
   const names = value.split(',').map((name) => name.trim());
-  const accepted = 'a comma list of names of 1 to 64 characters from a-z, 0-9, _ and -';
-  const bad = names.find((name) => !STREAM_NAME.test(name));
+  const accepted = `a comma list of names of ${NAME_RULE}`;
+  const bad = names.find((name) => !NAME.test(name));
   if (bad !== undefined) {
     fail('STREAMS', `${accepted} (bad name '${bad}')`, value);
   } else if (new Set(names).size !== names.length) {
@@ -330,23 +311,11 @@ function parseNatsUrls(value: string | undefined, fail: Fail): readonly string[]
       return false;
     }
   });
-  if (!valid) return fail('NATS_URL', 'a comma list of nats://[user:pass@]host:port addresses', hideNatsCredentials(value));
+  if (!valid) return fail('NATS_URL', 'a comma list of nats://[user:pass@]host:port addresses', hideCredentials(value));
   return Object.freeze(urls);
 }
 
 /** SPEC section 10: the host name, lower-cased, with characters outside [a-z0-9_-] as '-'. */
 export function siteIdFromHostname(hostname: string): string {
-  const id = hostname.toLowerCase().replace(/[^a-z0-9_-]/g, '-').slice(0, 64);
-  return id === '' ? 'localhost' : id;
-}
-
-/** The config as it may be logged: secrets replaced, NATS passwords removed. */
-export function redactConfig(config: Config): Record<string, unknown> {
-  const redact = (value: string | undefined) => (value === undefined ? undefined : '[redacted]');
-  return {
-    ...config,
-    ingestToken: redact(config.ingestToken),
-    readToken: redact(config.readToken),
-    natsUrl: config.natsUrl?.map(loggableNatsUrl),
-  };
+  return nameFrom(hostname, 'localhost');
 }

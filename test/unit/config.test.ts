@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULTS, loadConfig, redactConfig, siteIdFromHostname } from '../../src/shared/config.js';
+import { ConfigError, DEFAULTS, loadConfig, siteIdFromHostname } from '../../src/shared/config.js';
+import { redactConfig } from '../../src/shared/redaction.js';
 
 function problemsOf(env: Record<string, string>): readonly string[] {
   try {
