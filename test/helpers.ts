@@ -217,7 +217,7 @@ export function buildWorld(
   writer = createWriter({ config, runner, logger, events: metrics.writerEvents });
   const lifecycle: Lifecycle = { closing: false };
   const idempotency = createIdempotencyStore({ windowSec: config.idempotencyWindowSec, maxKeys: config.idempotencyMaxKeys, now });
-  const live = createLivePoints({ streams: config.streams, quietAfterSec: config.inactivityWarnSec, now });
+  const live = createLivePoints({ streams: config.streams, quietAfterSec: config.inactivityWarnSec, now, activity });
   const eventHub = createEventHub(hubOptions);
   const app = createApp({ config, logger, writer, metrics, history, activity, idempotency, lifecycle, live, eventHub, version: '9.9.9', now });
   return { app, writer, metrics, history, activity, idempotency, lines, lifecycle, config, logger, queueLength, live, eventHub };

@@ -83,7 +83,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(createMetricsRouter(metrics, config.readToken));
   app.use(createHistoryRouter({ history, activity, historyMax: config.historyMax, readToken: config.readToken, now }));
   app.use(createDashboardRouter({ live, eventHub, readToken: config.readToken }));
-  app.use(createStreamsRouter({ dataDir: config.dataDir, streams: config.streams, live, readToken: config.readToken }));
+  app.use(createStreamsRouter({ dataDir: config.dataDir, streams: config.streams, activity, readToken: config.readToken }));
   app.all('/:stream', ...unknownStream(config));
   app.use(noRoute);
   app.use(renderErrors(log));

@@ -47,13 +47,14 @@ async function startIngest({ config, logger, version, startedAt }: ProgramContex
   }
 
   // The dashboard's charts start from the tails of the files, so they survive a restart.
-  const live = createLivePoints({ streams: config.streams, quietAfterSec: config.inactivityWarnSec, now: Date.now });
-  const restored = await restoreRecentPoints({ dataDir: config.dataDir, streams: config.streams, live, now: Date.now });
+  // One source of "last received" for /streams, /history, /metrics, the dashboard and the monitor.
+  const activity = createStreamActivity(config.streams, Date.now);
+  const live = createLivePoints({ streams: config.streams, quietAfterSec: config.inactivityWarnSec, now: Date.now, activity });
+  const restored = await restoreRecentPoints({ dataDir: config.dataDir, streams: config.streams, live, activity, now: Date.now });
   for (const { file, error } of restored.unreadable) logger.warn({ file, err: error }, 'dashboard could not read file');
   logger.info({ rows: restored.rows, bytes: restored.bytes }, 'dashboard points restored');
   const eventHub = createEventHub();
 
-  const activity = createStreamActivity(config.streams, Date.now);
   const history = createHistory(config.historyMax);
   const queueLength = (): number => writer.length;
   const registry = new Registry();

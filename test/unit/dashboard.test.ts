@@ -15,6 +15,7 @@ import { type EventHub, MAX_LAG_BYTES, createEventHub } from '../../src/ingest/d
 import { PUSH_INTERVAL_MS, createLiveFeed } from '../../src/ingest/dashboard/live-feed.js';
 import { MAX_CELL_CHARS, MAX_FIELDS, MAX_LAST_CELLS, MAX_POINTS, PointRing, WINDOW_MS, createLivePoints } from '../../src/ingest/dashboard/live-points.js';
 import { parseNumericCell } from '../../src/ingest/dashboard/numeric.js';
+import { createStreamActivity } from '../../src/server/stream-activity.js';
 import { restoreRecentPoints } from '../../src/ingest/dashboard/restore-points.js';
 import { unguardCell } from '../../src/storage/csv.js';
 import { type OpenFile, readHeader, readTail } from '../../src/storage/csv.js';
@@ -88,7 +89,11 @@ describe('PointRing', () => {
 
 describe('createLivePoints', () => {
   let now = Date.UTC(2026, 10, 23, 12, 0, 0);
-  const live = () => createLivePoints({ streams: ['data', 'other'], quietAfterSec: 120, now: () => now });
+  let activity = createStreamActivity(['data', 'other'], () => now);
+  const live = () => {
+    activity = createStreamActivity(['data', 'other'], () => now);
+    return createLivePoints({ streams: ['data', 'other'], quietAfterSec: 120, now: () => now, activity });
+  };
 
   it('charts numeric fields with their units, shows the last reading, counts rows per minute', () => {
     const points = live();
@@ -106,6 +111,8 @@ describe('createLivePoints', () => {
       ],
     });
     points.record('data', [reading({ t: '23C' })], now - 1000);
+    // The ingest pipeline notes each accepted request in the stream activity, the one source of "last received".
+    activity.record('data', now - 1000);
     const state = points.snapshot();
     expect(state).toMatchObject({ now, window_sec: 3600, quiet_after_sec: 120 });
     expect(state.streams.map((s) => s.stream)).toEqual(['data', 'other']);
@@ -114,8 +121,6 @@ describe('createLivePoints', () => {
     expect(data?.last_received).toBe(new Date(now - 1000).toISOString());
     expect(data?.fields.find((f) => f.name === 't')).toEqual({ name: 't', unit: 'C', t: [now - 2000, now - 1000], v: [22, 23] });
     expect(state.streams[1]).toEqual({ stream: 'other', last_received: null, rows_per_minute: 0, last_reading: null, fields: [] });
-    expect(points.lastReceived('data')).toBe(now - 1000);
-    expect(points.lastReceived('other')).toBeNull();
   });
 
   it('ignores streams that are not configured', () => {
@@ -159,7 +164,6 @@ describe('createLivePoints', () => {
     points.record('data', [reading({ t: '2' })], now);
     points.record('data', [reading({ t: '1' })], now - 5000);
     expect(points.snapshot().streams[0]?.last_reading?.cells).toEqual([['t', '2']]);
-    expect(points.lastReceived('data')).toBe(now);
   });
 });
 
@@ -269,9 +273,13 @@ describe('restoreRecentPoints', () => {
     await world.writer.close();
     expect(listFiles(dir.path).filter((f) => f.startsWith('data.'))).toHaveLength(2);
 
-    const restored = createLivePointsFor(now);
-    const result = await restoreRecentPoints({ dataDir: dir.path, streams: ['data', 'data2'], live: restored, now: () => now });
+    const activity = createStreamActivity(['data', 'data2'], () => now);
+    const restored = createLivePointsFor(now, activity);
+    const result = await restoreRecentPoints({ dataDir: dir.path, streams: ['data', 'data2'], live: restored, activity, now: () => now });
     expect(result.rows).toBe(4);
+    // "Last received" comes back too, for every reader of the stream activity.
+    expect(activity.lastReceived('data')).toBe(world.activity.lastReceived('data'));
+    expect(activity.lastReceived('data2')).toBeNull();
     const live = world.live.snapshot();
     const back = restored.snapshot();
     expect(back.streams[0]?.fields).toEqual(live.streams[0]?.fields);
@@ -289,7 +297,7 @@ describe('restoreRecentPoints', () => {
     const failing: OpenFile = async () => {
       throw Object.assign(new Error('EIO: i/o error, open'), { code: 'EIO' });
     };
-    const result = await restoreRecentPoints({ dataDir: dir.path, streams: ['data'], live, now: () => now, open: failing });
+    const result = await restoreRecentPoints({ dataDir: dir.path, streams: ['data'], live, activity: createStreamActivity(['data'], () => now), now: () => now, open: failing });
     expect(result).toEqual({ rows: 0, bytes: 0, unreadable: [{ file: 'data.csv', error: 'EIO: i/o error, open' }] });
   });
 
@@ -306,13 +314,13 @@ describe('restoreRecentPoints', () => {
       opened.push(path);
       return open(path, flags);
     };
-    await restoreRecentPoints({ dataDir: dir.path, streams: ['data'], live, now: () => now, open: spy });
+    await restoreRecentPoints({ dataDir: dir.path, streams: ['data'], live, activity: createStreamActivity(['data'], () => now), now: () => now, open: spy });
     // The 22nd reaches back past the window: the 21st is not opened.
     expect(opened.map((p) => p.slice(dir.path.length + 1))).toEqual(['data-2026-11-23.csv', 'data-2026-11-22.csv']);
     expect(live.snapshot().streams[0]?.fields[0]?.v).toEqual([3, 4, 5]);
 
     const small = createLivePointsFor(now);
-    const { bytes } = await restoreRecentPoints({ dataDir: dir.path, streams: ['data'], live: small, now: () => now, maxBytesPerStream: 30 });
+    const { bytes } = await restoreRecentPoints({ dataDir: dir.path, streams: ['data'], live: small, activity: createStreamActivity(['data'], () => now), now: () => now, maxBytesPerStream: 30 });
     expect(bytes).toBeLessThanOrEqual(16 * 1024);
     expect(small.snapshot().streams[0]?.fields[0]?.v).toEqual([5]);
   });
@@ -325,8 +333,8 @@ describe('restoreRecentPoints', () => {
   });
 });
 
-function createLivePointsFor(now: number) {
-  return createLivePoints({ streams: ['data', 'data2'], quietAfterSec: 120, now: () => now });
+function createLivePointsFor(now: number, activity = createStreamActivity(['data', 'data2'], () => now)) {
+  return createLivePoints({ streams: ['data', 'data2'], quietAfterSec: 120, now: () => now, activity });
 }
 
 describe('createEventHub', () => {
@@ -417,7 +425,7 @@ describe('createLiveFeed', () => {
 
   it('pushes the first batch at once and merges those soon after into one event per stream', async () => {
     const hub = recordingHub();
-    const live = createLivePoints({ streams: ['data', 'data2'], quietAfterSec: 120, now: Date.now });
+    const live = createLivePoints({ streams: ['data', 'data2'], quietAfterSec: 120, now: Date.now, activity: createStreamActivity(['data', 'data2'], Date.now) });
     const feed = createLiveFeed({ live, eventHub: hub, logger: memoryLogger().logger });
     const t = Date.now();
     feed('data', [reading({ a: '1' })], t);
@@ -435,11 +443,11 @@ describe('createLiveFeed', () => {
 
   it('does no event work without clients, and never lets a fault reach the ingest answer', () => {
     const hub = { ...recordingHub(), clients: 0 };
-    const live = createLivePoints({ streams: ['data'], quietAfterSec: 120, now: Date.now });
+    const live = createLivePoints({ streams: ['data'], quietAfterSec: 120, now: Date.now, activity: createStreamActivity(['data'], Date.now) });
     const { logger, lines } = memoryLogger();
     createLiveFeed({ live, eventHub: hub, logger })('data', [reading({ a: '1' })], Date.now());
     expect(hub.published).toHaveLength(0);
-    expect(live.lastReceived('data')).not.toBeNull();
+    expect(live.snapshot().streams[0]?.rows_per_minute).toBe(1);
     const broken = { ...live, record: () => { throw new Error('boom'); } };
     expect(() => createLiveFeed({ live: broken, eventHub: hub, logger })('data', [reading({ a: '1' })], Date.now())).not.toThrow();
     expect(lines.find((l) => l.msg === 'dashboard update failed')).toMatchObject({ level: 50, stream: 'data' });

@@ -7,6 +7,7 @@
  * Fed from two places: the ingest pipeline as rows are accepted, and at
  * start-up the tails of the CSV files (src/dashboard/restore-points.ts).
  */
+import type { StreamActivity } from '../../server/stream-activity.js';
 import type { Reading } from '../../storage/reading.js';
 import { parseNumericCell } from './numeric.js';
 
@@ -72,17 +73,17 @@ export interface LivePoints {
   record(stream: string, readings: readonly Reading[], receivedAt: number, wantUpdate?: boolean): RowsUpdate | null;
   /** Every configured stream's state, points older than the window left out. */
   snapshot(): DashboardState;
-  /** Epoch ms of the stream's newest row, live or restored from its file; null if none. */
-  lastReceived(stream: string): number | null;
 }
 
 export interface LivePointsOptions {
   readonly streams: readonly string[];
   readonly quietAfterSec: number;
   readonly now: () => number;
+  /** The one source of each stream's last received time (the same as /history's and /metrics'). */
+  readonly activity: StreamActivity;
 }
 
-export function createLivePoints({ streams, quietAfterSec, now }: LivePointsOptions): LivePoints {
+export function createLivePoints({ streams, quietAfterSec, now, activity }: LivePointsOptions): LivePoints {
   const states = new Map(streams.map((stream) => [stream, new StreamPoints()]));
 
   return {
@@ -98,15 +99,15 @@ export function createLivePoints({ streams, quietAfterSec, now }: LivePointsOpti
         now: at,
         window_sec: WINDOW_MS / 1000,
         quiet_after_sec: quietAfterSec,
-        streams: [...states].map(([stream, state]) => ({ stream, ...state.snapshot(at) })),
+        streams: [...states].map(([stream, state]) => ({ stream, ...state.snapshot(at, activity.lastReceived(stream)) })),
       };
     },
-    lastReceived: (stream) => states.get(stream)?.lastReceived ?? null,
   };
 }
 
 class StreamPoints {
-  lastReceived: number | null = null;
+  /** When the reading shown as the last one was received. */
+  private lastAt: number | null = null;
   /** The newest reading as it came: turned into a LastReading only when someone looks (every request pays otherwise). */
   private last: { readonly reading: Reading; readonly receivedAt: number } | null = null;
   private readonly fields = new Map<string, { unit: string; points: PointRing }>();
@@ -114,8 +115,8 @@ class StreamPoints {
 
   record(readings: readonly Reading[], receivedAt: number, wantUpdate: boolean): Omit<RowsUpdate, 'stream'> | null {
     // A clock stepping back (NTP on a Pi) must not make "last received" go back.
-    if (this.lastReceived === null || receivedAt >= this.lastReceived) {
-      this.lastReceived = receivedAt;
+    if (this.lastAt === null || receivedAt >= this.lastAt) {
+      this.lastAt = receivedAt;
       this.last = { reading: readings[readings.length - 1] as Reading, receivedAt };
     }
     this.rate.add(receivedAt, readings.length);
@@ -156,9 +157,9 @@ class StreamPoints {
     return this.last === null ? null : lastReadingOf(this.last.reading, this.last.receivedAt);
   }
 
-  snapshot(at: number): Omit<StreamState, 'stream'> {
+  snapshot(at: number, lastReceived: number | null): Omit<StreamState, 'stream'> {
     return {
-      last_received: this.lastReceived === null ? null : new Date(this.lastReceived).toISOString(),
+      last_received: lastReceived === null ? null : new Date(lastReceived).toISOString(),
       rows_per_minute: this.rate.count(at),
       last_reading: this.lastReading(),
       fields: [...this.fields].map(([name, { unit, points }]) => ({ name, unit, ...points.since(at - WINDOW_MS) })),

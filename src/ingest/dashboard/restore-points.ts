@@ -1,12 +1,15 @@
 /**
  * At start-up, puts each stream's recent rows back into the dashboard's
- * memory, so its charts survive a restart. Reads the tails of the stream's
+ * memory, so its charts survive a restart, and each stream's newest row's
+ * time into the stream activity, so that "last received" survives it too:
+ * in `/streams`, `/history`, `/metrics` and the inactivity monitor alike. Reads the tails of the stream's
  * files, newest first, until it has gone back past the chart's window or has
  * read `maxBytesPerStream` (bounded time and memory, however large the files).
  */
 import { join } from 'node:path';
 import { RECEIVED_AT, unguardCell } from '../../storage/csv.js';
 import { listStreamFiles } from '../../storage/stream-files.js';
+import type { StreamActivity } from '../../server/stream-activity.js';
 import { type LivePoints, WINDOW_MS } from './live-points.js';
 import { type OpenFile, TAIL_BYTES, readTail } from '../../storage/csv.js';
 
@@ -14,6 +17,7 @@ export interface RestoreOptions {
   readonly dataDir: string;
   readonly streams: readonly string[];
   readonly live: LivePoints;
+  readonly activity: StreamActivity;
   readonly now: () => number;
   readonly maxBytesPerStream?: number;
   readonly open?: OpenFile;
@@ -54,6 +58,7 @@ export async function restoreRecentPoints(options: RestoreOptions): Promise<Rest
       const oldest = tail.rows[0]?.[0];
       if (tail.cut || (oldest !== undefined && Date.parse(oldest) < since)) break;
     }
+    let newest: number | undefined;
     for (const { header, rows: records } of tails) {
       const at = header.indexOf(RECEIVED_AT);
       if (at < 0) continue; // a Flask10X file's archive: its rows have no time
@@ -70,9 +75,11 @@ export async function restoreRecentPoints(options: RestoreOptions): Promise<Rest
           cells.push(unguardCell(cell));
         });
         live.record(stream, [{ columns, cells }], receivedAt);
+        newest = Math.max(newest ?? receivedAt, receivedAt);
         rows++;
       }
     }
+    if (newest !== undefined) options.activity.record(stream, newest);
   }
   return { rows, bytes, unreadable };
 }

@@ -38,7 +38,15 @@ export function createHistoryRouter(deps: HistoryRouteDeps): Router {
   }
 
   router.get('/history/json', guard, (req, res) => {
-    res.json({ entries: history.list(queryOf(req)) });
+    // Beside the entries (requests since this start), each stream's last received time: the
+    // same stream activity as /metrics and /streams read, so it survives a restart.
+    const lastReceived = Object.fromEntries(
+      activity.streams.map((stream) => {
+        const at = activity.lastReceived(stream);
+        return [stream, at === null ? null : new Date(at).toISOString()];
+      }),
+    );
+    res.json({ entries: history.list(queryOf(req)), last_received: lastReceived });
   });
 
   router.get('/history', guard, (req, res) => {

@@ -11,7 +11,7 @@ import { Readable, pipeline } from 'node:stream';
 import { type RequestHandler, Router } from 'express';
 import { requireToken, requireTokenOrQuery } from '../../server/auth.js';
 import { type DayRange, exportCsv, inDayRange, unionColumns } from '../../storage/csv-export.js';
-import type { LivePoints } from '../dashboard/live-points.js';
+import type { StreamActivity } from '../../server/stream-activity.js';
 import { countRows, readHeader } from '../../storage/csv.js';
 import { BadRequestError, NotFoundError } from '../../shared/errors.js';
 import { isCalendarDay, listStreamFiles } from '../../storage/stream-files.js';
@@ -20,7 +20,8 @@ import { refuseOtherMethods } from '../../server/other-methods.js';
 export interface StreamsRouteDeps {
   readonly dataDir: string;
   readonly streams: readonly string[];
-  readonly live: LivePoints;
+  /** The one source of each stream's last received time. */
+  readonly activity: StreamActivity;
   readonly readToken: string | undefined;
 }
 
@@ -29,7 +30,7 @@ export const ROW_COUNT_MAX_BYTES = 1024 * 1024;
 /** And one listing counts rows in at most this many bytes in all. */
 export const ROW_COUNT_BUDGET_BYTES = 16 * 1024 * 1024;
 
-export function createStreamsRouter({ dataDir, streams, live, readToken }: StreamsRouteDeps): Router {
+export function createStreamsRouter({ dataDir, streams, activity, readToken }: StreamsRouteDeps): Router {
   const router = Router();
 
   router.get('/streams', requireToken(readToken), async (_req, res) => {
@@ -49,7 +50,7 @@ export function createStreamsRouter({ dataDir, streams, live, readToken }: Strea
         files.push({ name: file.name, bytes: info.size, rows, day: file.day, modified: info.mtime.toISOString() });
       }
       const newest = files.at(-1);
-      const lastReceived = live.lastReceived(stream);
+      const lastReceived = activity.lastReceived(stream);
       listing.push({
         name: stream,
         columns: newest === undefined ? [] : ((await headerIfPresent(join(dataDir, newest.name))) ?? []),
