@@ -206,7 +206,9 @@ function buildIfNeeded() {
   let builtAt = 0;
   try {
     builtAt = statSync(entry).mtimeMs;
-  } catch {}
+  } catch {
+    // no dist yet: it is built below
+  }
   const newest = (dir) =>
     readdirSync(dir, { withFileTypes: true }).reduce((latest, item) => {
       const path = join(dir, item.name);
@@ -327,7 +329,9 @@ async function startServer(kind, mode, label, extraEnv = {}, { scanLog = false }
     if (performance.now() - spawnedAt > 30_000) throw new Error(`${kind} was not healthy within 30 s: ${stderr.trim()}`);
     try {
       if ((await get(port, '/healthz', 500)).status === 200) healthyMs = performance.now() - spawnedAt;
-    } catch {}
+    } catch {
+      // not listening yet: poll again
+    }
     if (healthyMs === undefined) await sleep(HEALTH_POLL_MS);
   }
   const rss = createRssSampler(child.pid);
@@ -417,7 +421,9 @@ function countRows(dataDir) {
   let names = [];
   try {
     names = readdirSync(dataDir);
-  } catch {}
+  } catch {
+    // no data dir yet: nothing to count
+  }
   for (const name of names) {
     if (!name.endsWith('.csv')) {
       if (!name.startsWith('.')) otherFiles.push(name);
@@ -782,7 +788,9 @@ async function startCollector(natsUrl) {
     if (performance.now() - startedAt > NATS_READY_MS) throw new Error(`the collector was not ready within ${NATS_READY_MS / 1000} s`);
     try {
       if ((await get(port, '/readyz', 500)).status === 200) break;
-    } catch {}
+    } catch {
+      // not ready yet: poll again
+    }
     await sleep(20);
   }
   return { ...handle, port, dataDir, readyMs: performance.now() - startedAt, warnings: log.warnings };
@@ -836,7 +844,9 @@ async function forwarderReady(server) {
       const { status, body } = await get(server.port, '/readyz', 1000);
       const forward = status === 200 ? JSON.parse(body).checks?.forward : undefined;
       if (forward?.connected === true && forward?.forwarding === true) return true;
-    } catch {}
+    } catch {
+      // not up yet: poll again
+    }
     await sleep(20);
   }
   return false;
@@ -968,7 +978,9 @@ function followIds(path) {
     offset = Buffer.byteLength(text.slice(0, lastNewline + 1));
     header = text.slice(0, text.indexOf('\n'));
     idColumn = header.split(',').indexOf('id');
-  } catch {}
+  } catch {
+    // no file yet: no id column
+  }
   const check = () => {
     let fd;
     try {
@@ -1010,7 +1022,9 @@ function followIds(path) {
   let watcher = null;
   try {
     watcher = watch(dirname(path), () => check());
-  } catch {}
+  } catch {
+    // watching is only a shortcut: the poll below still sees the file
+  }
   return {
     seen,
     check,
@@ -1358,7 +1372,7 @@ async function referenceBench() {
 }
 
 let profileDir = null;
-let exitCode = 0;
+let exitCode;
 try {
   buildIfNeeded();
   if (options.cpuProf) {

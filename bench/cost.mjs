@@ -253,7 +253,9 @@ async function startServer() {
     if (child.exitCode !== null) throw new Error(`the server exited during start-up: ${stderr.trim()}`);
     try {
       if ((await send(port, 'GET', '/healthz')).status === 200) break;
-    } catch {}
+    } catch {
+      // not listening yet: poll again
+    }
     if (Date.now() > deadline) throw new Error(`the server was not healthy within 30 s: ${stderr.trim()}`);
     await sleep(10);
   }

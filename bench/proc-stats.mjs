@@ -46,7 +46,9 @@ export function treeCpuSec(pid) {
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
-    } catch {}
+    } catch {
+      // the process ended between the listing and the read
+    }
   }
   return ticks / CLK_TCK;
 }

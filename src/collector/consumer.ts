@@ -49,16 +49,16 @@ export interface CollectorDeps {
  * file (by id) has reached since the last `take()`, the archived one of an
  * archive-and-widen included, and whether a file's state could not be kept.
  */
-export function trackFileEnds(): { fileWritten(outcome: FileWritten): void; take(): Map<string, number>; lost(): boolean } {
+export function trackFileEnds(): { fileWritten: (outcome: FileWritten) => void; take: () => Map<string, number>; lost: () => boolean } {
   let ends = new Map<string, number>();
   let lost = false;
   return {
-    fileWritten(outcome) {
+    fileWritten: (outcome) => {
       if (outcome.archived !== undefined) ends.set(outcome.archived.id, outcome.archived.end);
       if (outcome.fileId !== undefined && outcome.end !== undefined) ends.set(outcome.fileId, outcome.end);
       if (outcome.stateError !== undefined) lost = true;
     },
-    take() {
+    take: () => {
       const taken = ends;
       ends = new Map();
       return taken;

@@ -77,14 +77,14 @@ export function createCursorStore(dataDir: string, fs: typeof nodeFs = nodeFs, o
     flushing = flushing.catch(() => {}).then(async () => {
       const batch = [...pending];
       pending.clear();
-      let failure: unknown;
+      let failure: Error | undefined;
       for (const [fileId, offset] of batch) {
         try {
           await writeOne(fileId, offset);
         } catch (error) {
           // Tried again with the next flush, unless a newer offset has come meanwhile.
           if (!pending.has(fileId)) pending.set(fileId, offset);
-          failure ??= error;
+          failure ??= error instanceof Error ? error : new Error(String(error));
         }
       }
       if (failure !== undefined) {

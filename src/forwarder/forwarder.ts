@@ -290,7 +290,7 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
       const failed = pending.filter((_, index) => results[index]?.status === 'rejected');
       if (failed.length > 0) {
         metrics.publishFailed(failed.length);
-        const reason = (results.find((result) => result.status === 'rejected') as PromiseRejectedResult).reason;
+        const reason: unknown = (results.find((result) => result.status === 'rejected') as PromiseRejectedResult).reason;
         if (attempt === 0 || attempt % 10 === 0) log.warn({ rows: failed.length, err: safeMessage(reason), attempt }, 'publish not acknowledged; retrying');
         await sleep(Math.min(timing.retryMaxMs, 100 * 2 ** Math.min(attempt, 6)));
       }

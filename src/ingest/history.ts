@@ -29,7 +29,7 @@ export interface History {
 export const PAYLOAD_MAX_CHARS = 500;
 
 export function createHistory(max: number): History {
-  const ring: Array<HistoryEntry | undefined> = new Array(max);
+  const ring = new Array<HistoryEntry | undefined>(max);
   let next = 0;
   let size = 0;
   return {

@@ -33,9 +33,9 @@ export interface ProgramContext {
   /** When the process started, in epoch ms. */
   readonly startedAt: number;
   /** Ends start-up with one line on stderr and exit 1. */
-  fail(message: string): never;
+  readonly fail: (message: string) => never;
   /** A fault the program cannot go on from: logged, flushed, exit 1 (systemd or PM2 restarts it). */
-  fatal(message: string): void;
+  readonly fatal: (message: string) => void;
 }
 
 /** A started program: its app, and how it stops. */
@@ -50,7 +50,7 @@ export interface StartedProgram {
    * work, finish what is in hand, close `server`. Resolves to the exit code:
    * 0 when everything was written, else 1.
    */
-  stop(signal: NodeJS.Signals, server: Server, left: () => number): Promise<0 | 1>;
+  readonly stop: (signal: NodeJS.Signals, server: Server, left: () => number) => Promise<0 | 1>;
 }
 
 export interface Program {
@@ -61,15 +61,15 @@ export interface Program {
   /** Config defaults where this program differs from the ingest server's. */
   readonly defaults?: Readonly<Record<string, string>>;
   /** Problems with a valid config that this program cannot run with (exit 78). */
-  checkConfig?(config: Config): string[];
-  start(context: ProgramContext): Promise<StartedProgram>;
+  readonly checkConfig?: (config: Config) => string[];
+  readonly start: (context: ProgramContext) => Promise<StartedProgram>;
 }
 
 /** Lines on stderr, for before the logger exists: each starts with the program's name. */
 interface Stderr {
-  say(line: string): void;
+  readonly say: (line: string) => void;
   /** Says `line` and exits with `code` (1 unless told). */
-  fail(line: string, code?: number): never;
+  readonly fail: (line: string, code?: number) => never;
 }
 
 /** Runs `program` as this process, until a signal stops it. */

@@ -37,7 +37,7 @@ const REDACT = ['req.headers.authorization', 'headers.authorization', 'authoriza
 export interface ProcessLogger {
   readonly logger: Logger;
   /** Writes out what is buffered, giving up after `deadlineMs`: call before process.exit. */
-  flush(deadlineMs: number): Promise<void>;
+  readonly flush: (deadlineMs: number) => Promise<void>;
 }
 
 type SonicBoom = DestinationStream & {

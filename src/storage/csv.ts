@@ -227,7 +227,7 @@ const MAX_RECORD_BYTES = 64 * 1024 * 1024;
 const SCAN_CHUNK_BYTES = 1 << 20;
 
 function toUtf8(field: string): string {
-  return /[^\x00-\x7f]/.test(field) ? Buffer.from(field, 'latin1').toString('utf8') : field;
+  return /\P{ASCII}/u.test(field) ? Buffer.from(field, 'latin1').toString('utf8') : field;
 }
 
 /** The header at the start of `bytes` (the file's first bytes), or null if no whole first record is in them. */

@@ -24,7 +24,7 @@ const MAX_READING_COLUMNS = 100_000;
 export const MAX_DEPTH = 16;
 export const MAX_KEY_LENGTH = 128;
 // Unicode category Cc: C0 controls, DEL and C1 controls.
-const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+const CONTROL_CHARS = /\p{Cc}/u;
 // With the u flag a surrogate pair is one code point, so this finds only a lone half: text that is not well-formed.
 const LONE_SURROGATE = /\p{Cs}/u;
 

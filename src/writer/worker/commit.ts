@@ -15,7 +15,7 @@
  */
 import * as nodeFs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { RECEIVED_AT, encodeLine, encodeRows, endOfLastRow, guardCell, headerColumns, parseRecord, readHeaderRecord } from '../../storage/csv.js';
+import { RECEIVED_AT, encodeLine, encodeRows, endOfLastRow, guardCell, headerColumns, readHeaderRecord } from '../../storage/csv.js';
 import type { BatchResult, BatchTask, FileBatch, FileOutcome, Row } from '../task.js';
 import { archiveFileName } from '../../storage/file-names.js';
 import { cachedHeader, forgetRowEnd, knownRowEnd, rememberHeader, rememberRowEnd } from './file-memory.js';
