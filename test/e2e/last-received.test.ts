@@ -18,7 +18,9 @@ afterEach(async () => {
   dir.cleanup();
 });
 
-async function lastReceivedSeenBy(url: string): Promise<Record<string, Record<string, string | null>>> {
+type LastReceived = Record<string, string | null>;
+
+async function lastReceivedSeenBy(url: string): Promise<{ streams: LastReceived; history: LastReceived; metrics: LastReceived }> {
   const streams = (await (await fetch(`${url}/streams`)).json()) as { streams: Array<{ name: string; last_received: string | null }> };
   const history = (await (await fetch(`${url}/history/json`)).json()) as { last_received: Record<string, string | null> };
   const metrics = (await (await fetch(`${url}/metrics?format=json`)).json()) as { last_received: Record<string, string | null> };
