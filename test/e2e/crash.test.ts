@@ -6,7 +6,7 @@
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, fileText, killServer, listFiles, postJson, readCsv, startServer, tempDir, waitFor } from '../helpers.js';
+import { type ServerProcess, fileText, killServer, listFiles, postJson, readCsv, startServer, tempDir, waitFor } from '../support/helpers.js';
 
 const IN_FLIGHT = 100;
 /** Acknowledged rows to see before the kill: enough that the kill lands mid-load. */

@@ -13,8 +13,8 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LAN_HOST, chromiumAvailable, launchChromium } from '../browser.js';
-import { type ServerProcess, killServer, postJson, ROOT, startServer, tempDir, waitFor } from '../helpers.js';
+import { LAN_HOST, chromiumAvailable, launchChromium } from '../support/browser.js';
+import { type ServerProcess, killServer, postJson, ROOT, startServer, tempDir, waitFor } from '../support/helpers.js';
 
 const READ_TOKEN = 'dashboard-read-token';
 const ARTIFACTS = join(ROOT, 'test', 'artifacts');

@@ -7,8 +7,8 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DashboardState } from '../../src/ingest/dashboard/live-points.js';
-import { openEventStream } from '../event-stream.js';
-import { type ServerProcess, killServer, postJson, startServer, tempDir } from '../helpers.js';
+import { openEventStream } from '../support/event-stream.js';
+import { type ServerProcess, killServer, postJson, startServer, tempDir } from '../support/helpers.js';
 
 let dir: ReturnType<typeof tempDir> | undefined;
 let server: ServerProcess | undefined;

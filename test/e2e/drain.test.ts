@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, killServer, pool, readCsv, startServer, tempDir, waitFor } from '../helpers.js';
+import { type ServerProcess, killServer, pool, readCsv, startServer, tempDir, waitFor } from '../support/helpers.js';
 
 const REQUESTS = 3000;
 const IN_FLIGHT = 100;

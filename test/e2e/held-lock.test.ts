@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, killServer, postJson, readCsv, startServer, tempDir, waitFor } from '../helpers.js';
+import { type ServerProcess, killServer, postJson, readCsv, startServer, tempDir, waitFor } from '../support/helpers.js';
 
 const QUEUE_MAX = 20;
 const WRITE_RETRIES = 2;

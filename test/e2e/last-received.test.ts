@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, killServer, postJson, startServer, tempDir } from '../helpers.js';
+import { type ServerProcess, killServer, postJson, startServer, tempDir } from '../support/helpers.js';
 
 let dir: ReturnType<typeof tempDir>;
 let server: ServerProcess | undefined;

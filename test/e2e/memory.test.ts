@@ -19,7 +19,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, killServer, pool, startServer, tempDir, waitFor } from '../helpers.js';
+import { type ServerProcess, killServer, pool, startServer, tempDir, waitFor } from '../support/helpers.js';
 
 const BOUND_MB = 250;
 /** Filling stops once RSS is this far past the bound: the test has failed, no need to use more. */

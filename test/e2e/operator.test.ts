@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LOCK_OPTIONS } from '../../src/storage/lock.js';
-import { type ServerProcess, killServer, postJson, startServer, tempDir, waitFor } from '../helpers.js';
+import { type ServerProcess, killServer, postJson, startServer, tempDir, waitFor } from '../support/helpers.js';
 
 let dir: ReturnType<typeof tempDir>;
 let server: ServerProcess | undefined;

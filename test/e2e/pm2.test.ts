@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../../src/shared/config.js';
-import { ROOT, freePort, pool, postJson, readCsv, tempDir, waitFor } from '../helpers.js';
+import { ROOT, freePort, pool, postJson, readCsv, tempDir, waitFor } from '../support/helpers.js';
 
 const run = promisify(execFile);
 const PM2 = join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');

@@ -17,8 +17,8 @@ import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type ServerProcess, freePort, killServer, runServer, tempDir, waitFor } from '../helpers.js';
-import { type Disk, checkFileSystem, copyImage, createDisk, holdWriteback, mountImage, powerCutUnsupported, run, unmount } from '../power-cut-disk.js';
+import { type ServerProcess, freePort, killServer, runServer, tempDir, waitFor } from '../support/helpers.js';
+import { type Disk, checkFileSystem, copyImage, createDisk, holdWriteback, mountImage, powerCutUnsupported, run, unmount } from '../support/power-cut-disk.js';
 
 const CUT_POINTS = 5;
 const IMAGE_MB = 64;

@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import { type Socket, connect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, killServer, startServer, tempDir } from '../helpers.js';
+import { type ServerProcess, killServer, startServer, tempDir } from '../support/helpers.js';
 
 let server: ServerProcess | undefined;
 let cleanup: (() => void) | undefined;

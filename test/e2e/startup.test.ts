@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { type Server, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, freePort, killServer, postJson, runServer, startServer, tempDir, waitFor } from '../helpers.js';
+import { type ServerProcess, freePort, killServer, postJson, runServer, startServer, tempDir, waitFor } from '../support/helpers.js';
 
 let dir: { path: string; cleanup: () => void } | undefined;
 let blocker: Server | undefined;

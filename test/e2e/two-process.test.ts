@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { afterEach, describe, expect, it } from 'vitest';
 import { csvNameOfState, readFileState, stateDirOf } from '../../src/storage/file-state.js';
-import { type ServerProcess, killServer, pool, postJson, startServer, tempDir } from '../helpers.js';
+import { type ServerProcess, killServer, pool, postJson, startServer, tempDir } from '../support/helpers.js';
 
 const POSTS_PER_SERVER = 1500;
 const CONCURRENCY = 16;

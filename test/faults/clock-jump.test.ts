@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Reading } from '../../src/storage/reading.js';
 import { type Writer, createWriter } from '../../src/writer/writer.js';
-import { heldRunner, listFiles, memoryLogger, readCsv, tempDir, testConfig } from '../helpers.js';
+import { heldRunner, listFiles, memoryLogger, readCsv, tempDir, testConfig } from '../support/helpers.js';
 
 let dir: ReturnType<typeof tempDir>;
 let writer: Writer | undefined;

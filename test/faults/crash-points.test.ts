@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, killServer, readCsv, startServer, tempDir } from '../helpers.js';
+import { type ServerProcess, killServer, readCsv, startServer, tempDir } from '../support/helpers.js';
 
 const ROUNDS = 20;
 /** The loop stops early (still asserting) if the rounds take longer than this. */

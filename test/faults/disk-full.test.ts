@@ -7,8 +7,8 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { NO_TMPFS, fill, mountTmpfs, unmountAll } from '../disk.js';
-import { type ServerProcess, killServer, postJson, readCsv, startServer, tempDir, waitFor } from '../helpers.js';
+import { NO_TMPFS, fill, mountTmpfs, unmountAll } from '../support/tmpfs.js';
+import { type ServerProcess, killServer, postJson, readCsv, startServer, tempDir, waitFor } from '../support/helpers.js';
 
 let dir: ReturnType<typeof tempDir>;
 let server: ServerProcess | undefined;

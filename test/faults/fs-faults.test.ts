@@ -11,7 +11,7 @@ import { createInlineRunner } from '../../src/writer/runners.js';
 import { defaultWriteDeps } from '../../src/writer/worker/commit.js';
 import type { WriterFs } from '../../src/storage/fs.js';
 import { type Writer, createWriter } from '../../src/writer/writer.js';
-import { memoryLogger, readCsv, tempDir, testConfig } from '../helpers.js';
+import { memoryLogger, readCsv, tempDir, testConfig } from '../support/helpers.js';
 
 let dir: ReturnType<typeof tempDir>;
 let writer: Writer | undefined;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
-import { readCsv, setUpWorlds } from '../helpers.js';
+import { readCsv, setUpWorlds } from '../support/helpers.js';
 
 const worlds = setUpWorlds();
 const { world } = worlds;

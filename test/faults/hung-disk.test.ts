@@ -8,7 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, constants, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MAIN, type ServerProcess, freePort, killServer, postJson, startServer, tempDir, waitFor } from '../helpers.js';
+import { MAIN, type ServerProcess, freePort, killServer, postJson, startServer, tempDir, waitFor } from '../support/helpers.js';
 
 let dir: ReturnType<typeof tempDir>;
 let server: ServerProcess | undefined;

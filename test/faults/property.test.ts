@@ -43,7 +43,7 @@ import { type LockFile } from '../../src/storage/lock.js';
 import { createJournal } from '../../src/writer/resume-journal.js';
 import type { WriterFs } from '../../src/storage/fs.js';
 import { type Writer, createWriter } from '../../src/writer/writer.js';
-import { memoryLogger, readCsv, tempDir, testConfig } from '../helpers.js';
+import { memoryLogger, readCsv, tempDir, testConfig } from '../support/helpers.js';
 
 const SEED = Number(process.env.PROPERTY_SEED ?? 20_261_123);
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 1000);

@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Reading } from '../../src/storage/reading.js';
 import { createThreadRunner } from '../../src/writer/runners.js';
 import { type Writer, createWriter } from '../../src/writer/writer.js';
-import { ROOT, memoryLogger, readCsv, tempDir, testConfig } from '../helpers.js';
+import { ROOT, memoryLogger, readCsv, tempDir, testConfig } from '../support/helpers.js';
 
 const FIXTURE = new URL(`file://${join(ROOT, 'test', 'fixtures', 'dying-worker.mjs')}`);
 

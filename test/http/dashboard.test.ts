@@ -10,8 +10,8 @@ import { gzipSync } from 'node:zlib';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DashboardState, RowsUpdate } from '../../src/ingest/dashboard/live-points.js';
-import { openEventStream } from '../event-stream.js';
-import { type World, setUpWorlds, waitFor } from '../helpers.js';
+import { openEventStream } from '../support/event-stream.js';
+import { type World, setUpWorlds, waitFor } from '../support/helpers.js';
 
 const worlds = setUpWorlds();
 const { world } = worlds;

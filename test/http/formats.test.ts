@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
-import { readCsv, setUpWorlds } from '../helpers.js';
+import { readCsv, setUpWorlds } from '../support/helpers.js';
 
 const worlds = setUpWorlds();
 const { world } = worlds;

@@ -4,7 +4,7 @@ import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { createIdempotencyStore } from '../../src/ingest/idempotency.js';
 import { type BatchRunner, createInlineRunner } from '../../src/writer/runners.js';
-import { heldRunner, readCsv, setUpWorlds } from '../helpers.js';
+import { heldRunner, readCsv, setUpWorlds } from '../support/helpers.js';
 
 const worlds = setUpWorlds();
 const { world } = worlds;

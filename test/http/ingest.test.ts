@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
-import { heldRunner, readCsv, setUpWorlds } from '../helpers.js';
+import { heldRunner, readCsv, setUpWorlds } from '../support/helpers.js';
 
 const worlds = setUpWorlds();
 const { world } = worlds;

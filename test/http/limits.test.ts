@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
-import { heldRunner, readCsv, setUpWorlds, waitFor } from '../helpers.js';
+import { heldRunner, readCsv, setUpWorlds, waitFor } from '../support/helpers.js';
 
 const worlds = setUpWorlds();
 const { world } = worlds;

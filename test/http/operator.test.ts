@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { createInlineRunner } from '../../src/writer/runners.js';
 import { defaultWriteDeps } from '../../src/writer/worker/commit.js';
 import type { WriterFs } from '../../src/storage/fs.js';
-import { setUpWorlds, waitFor } from '../helpers.js';
+import { setUpWorlds, waitFor } from '../support/helpers.js';
 
 const worlds = setUpWorlds();
 const { world } = worlds;

@@ -14,7 +14,7 @@ import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { countRows } from '../../src/storage/csv.js';
 import { compareStreamFiles, isCalendarDay, matchStreamFile } from '../../src/storage/stream-files.js';
-import { type World, listFiles, readCsv, setUpWorlds } from '../helpers.js';
+import { type World, listFiles, readCsv, setUpWorlds } from '../support/helpers.js';
 
 const worlds = setUpWorlds();
 const { world } = worlds;

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { afterEach, describe, expect, it } from 'vitest';
-import { COLLECT, runServer, tempDir, waitFor } from '../helpers.js';
+import { COLLECT, runServer, tempDir, waitFor } from '../support/helpers.js';
 
 let dir: ReturnType<typeof tempDir>;
 afterEach(() => dir?.cleanup());

@@ -11,10 +11,10 @@ import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { encodeRowMessage, messageId } from '../../src/nats/row-message.js';
-import { NO_TMPFS, fill, mountTmpfs, unmountAll } from '../disk.js';
-import { type ServerProcess, killServer, tempDir, waitFor } from '../helpers.js';
-import { requireNatsServer, startNats, stopAllNats } from '../nats-harness.js';
-import { duplicateIds, metricSum, rowsOf, startCollector } from './edge-central.js';
+import { NO_TMPFS, fill, mountTmpfs, unmountAll } from '../support/tmpfs.js';
+import { type ServerProcess, killServer, tempDir, waitFor } from '../support/helpers.js';
+import { requireNatsServer, startNats, stopAllNats } from '../support/nats.js';
+import { duplicateIds, metricSum, rowsOf, startCollector } from '../support/edge-central.js';
 
 const FILE_ID = '0123456789abcdef';
 let dir: ReturnType<typeof tempDir> | undefined;

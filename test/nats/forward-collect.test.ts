@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
 import { connect, headers } from '@nats-io/transport-node';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, freePort, startServer, tempDir, waitFor } from '../helpers.js';
-import { requireNatsServer, startNats, stopAllNats } from '../nats-harness.js';
-import { SITE, STREAMS, duplicateIds, ingestEnv, metricSum, postLoad, rowKey, rowsOf, startCollector, waitForCentral } from './edge-central.js';
+import { type ServerProcess, freePort, startServer, tempDir, waitFor } from '../support/helpers.js';
+import { requireNatsServer, startNats, stopAllNats } from '../support/nats.js';
+import { SITE, STREAMS, duplicateIds, ingestEnv, metricSum, postLoad, rowKey, rowsOf, startCollector, waitForCentral } from '../support/edge-central.js';
 
 const started: ServerProcess[] = [];
 const dirs: Array<{ cleanup: () => void }> = [];

@@ -23,9 +23,9 @@ import { createStreamActivity } from '../../src/server/stream-activity.js';
 import { writeFileStateDurably } from '../../src/storage/file-state.js';
 import { createInlineRunner } from '../../src/writer/runners.js';
 import { type Writer, createWriter } from '../../src/writer/writer.js';
-import { freePort, memoryLogger, tempDir, testConfig, waitFor } from '../helpers.js';
-import { requireNatsServer, startNats, stopAllNats } from '../nats-harness.js';
-import { rowsOf } from './edge-central.js';
+import { freePort, memoryLogger, tempDir, testConfig, waitFor } from '../support/helpers.js';
+import { requireNatsServer, startNats, stopAllNats } from '../support/nats.js';
+import { rowsOf } from '../support/edge-central.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {

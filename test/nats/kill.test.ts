@@ -6,9 +6,9 @@
  */
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, startServer, tempDir, waitFor } from '../helpers.js';
-import { requireNatsServer, startNats, startNatsCluster, stopAllNats, streamLeader } from '../nats-harness.js';
-import { SITE, STREAMS, duplicateIds, ingestEnv, metricSum, postLoad, rowKey, rowsOf, startCollector, waitForCentral } from './edge-central.js';
+import { type ServerProcess, startServer, tempDir, waitFor } from '../support/helpers.js';
+import { requireNatsServer, startNats, startNatsCluster, stopAllNats, streamLeader } from '../support/nats.js';
+import { SITE, STREAMS, duplicateIds, ingestEnv, metricSum, postLoad, rowKey, rowsOf, startCollector, waitForCentral } from '../support/edge-central.js';
 
 const started: ServerProcess[] = [];
 const dirs: Array<{ cleanup: () => void }> = [];

@@ -9,9 +9,9 @@ import { renameSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { statePathOf } from '../../src/storage/file-state.js';
-import { type ServerProcess, killServer, postJson, startServer, tempDir, waitFor } from '../helpers.js';
-import { requireNatsServer, startNats, stopAllNats } from '../nats-harness.js';
-import { SITE, duplicateIds, ingestEnv, metricSum, rowsOf, startCollector, waitForCentral } from './edge-central.js';
+import { type ServerProcess, killServer, postJson, startServer, tempDir, waitFor } from '../support/helpers.js';
+import { requireNatsServer, startNats, stopAllNats } from '../support/nats.js';
+import { SITE, duplicateIds, ingestEnv, metricSum, rowsOf, startCollector, waitForCentral } from '../support/edge-central.js';
 
 const started: ServerProcess[] = [];
 const dirs: Array<{ cleanup: () => void }> = [];

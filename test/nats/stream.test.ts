@@ -8,7 +8,7 @@ import { connect, nanos } from '@nats-io/transport-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/shared/config.js';
 import { ensureStream } from '../../src/nats/connection.js';
-import { requireNatsServer, startNats, stopAllNats } from '../nats-harness.js';
+import { requireNatsServer, startNats, stopAllNats } from '../support/nats.js';
 
 afterAll(stopAllNats);
 

@@ -20,7 +20,7 @@ import { restoreRecentPoints } from '../../src/ingest/dashboard/restore-points.j
 import { unguardCell } from '../../src/storage/csv.js';
 import { type OpenFile, readHeader, readTail } from '../../src/storage/csv.js';
 import type { Reading } from '../../src/storage/reading.js';
-import { buildWorld, listFiles, memoryLogger, tempDir, waitFor } from '../helpers.js';
+import { buildWorld, listFiles, memoryLogger, tempDir, waitFor } from '../support/helpers.js';
 
 const reading = (record: Record<string, string>): Reading => ({ columns: Object.keys(record), cells: Object.values(record) });
 

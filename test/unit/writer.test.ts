@@ -9,7 +9,7 @@ import type { WriterFs } from '../../src/storage/fs.js';
 import { type Writer, createWriter, encodedBytes } from '../../src/writer/writer.js';
 import { QueueFullError, TooLargeForQueueError, WriterClosedError } from '../../src/shared/errors.js';
 import { toRequestError } from '../../src/server/errors.js';
-import { heldRunner, memoryLogger, readCsv, tempDir, testConfig, waitFor } from '../helpers.js';
+import { heldRunner, memoryLogger, readCsv, tempDir, testConfig, waitFor } from '../support/helpers.js';
 
 let dir: ReturnType<typeof tempDir>;
 let writer: Writer | undefined;

@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { COLLECT, type ServerProcess, pool, postJson, startServer, waitFor } from '../helpers.js';
+import { COLLECT, type ServerProcess, pool, postJson, startServer, waitFor } from './helpers.js';
 
 export const SITE = 'edge1';
 
