@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ROOT } from '../support/helpers.js';
+import { ROOT } from '../support/paths.js';
 import { type ClusterNodeSpec, checkNatsConfig, requireNatsServer, startNatsCluster, stopAllNats, streamLeader } from '../support/nats.js';
 
 const NAMES = ['nats-1', 'nats-2', 'nats-3'];

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import semver from 'semver';
 import { describe, expect, it } from 'vitest';
-import { ROOT } from '../support/helpers.js';
+import { ROOT } from '../support/paths.js';
 
 interface LockedPackage {
   version?: string;

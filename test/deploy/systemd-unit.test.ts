@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../../src/shared/config.js';
-import { ROOT, tempDir } from '../support/helpers.js';
+import { ROOT } from '../support/paths.js';
+import { tempDir } from '../support/temp-dir.js';
 import { NO_SYSTEMD_ANALYZE, directives, verifyUnit } from '../support/systemd-unit.js';
 
 const UNIT = join(ROOT, 'deploy', 'sensor-ingest.service');

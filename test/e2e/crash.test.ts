@@ -6,7 +6,11 @@
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, fileText, killServer, listFiles, postJson, readCsv, startServer, tempDir, waitFor } from '../support/helpers.js';
+import { fileText, listFiles, readCsv } from '../support/csv-files.js';
+import { postJson } from '../support/http-client.js';
+import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
+import { tempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 
 const IN_FLIGHT = 100;
 /** Acknowledged rows to see before the kill: enough that the kill lands mid-load. */

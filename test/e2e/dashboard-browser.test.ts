@@ -14,7 +14,11 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LAN_HOST, chromiumAvailable, launchChromium } from '../support/browser.js';
-import { type ServerProcess, killServer, postJson, ROOT, startServer, tempDir, waitFor } from '../support/helpers.js';
+import { postJson } from '../support/http-client.js';
+import { ROOT } from '../support/paths.js';
+import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
+import { tempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 
 const READ_TOKEN = 'dashboard-read-token';
 const ARTIFACTS = join(ROOT, 'test', 'artifacts');

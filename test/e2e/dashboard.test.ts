@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DashboardState } from '../../src/ingest/dashboard/live-points.js';
 import { openEventStream } from '../support/event-stream.js';
-import { type ServerProcess, killServer, postJson, startServer, tempDir } from '../support/helpers.js';
+import { postJson } from '../support/http-client.js';
+import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
+import { tempDir } from '../support/temp-dir.js';
 
 let dir: ReturnType<typeof tempDir> | undefined;
 let server: ServerProcess | undefined;

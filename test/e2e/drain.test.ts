@@ -5,7 +5,11 @@
  */
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, killServer, pool, readCsv, startServer, tempDir, waitFor } from '../support/helpers.js';
+import { readCsv } from '../support/csv-files.js';
+import { pool } from '../support/http-client.js';
+import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
+import { tempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 
 const REQUESTS = 3000;
 const IN_FLIGHT = 100;

@@ -8,7 +8,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, killServer, postJson, readCsv, startServer, tempDir, waitFor } from '../support/helpers.js';
+import { readCsv } from '../support/csv-files.js';
+import { postJson } from '../support/http-client.js';
+import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
+import { tempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 
 const QUEUE_MAX = 20;
 const WRITE_RETRIES = 2;

@@ -15,7 +15,11 @@ import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSy
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, freePort, postJson, readCsv, tempDir, waitFor } from '../support/helpers.js';
+import { readCsv } from '../support/csv-files.js';
+import { freePort, postJson } from '../support/http-client.js';
+import { ROOT } from '../support/paths.js';
+import { tempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 
 const run = promisify(execFile);
 /** Each run does two `npm ci` and a build: about 30 s here, and CI machines may be several times slower. */

@@ -5,7 +5,9 @@
  */
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, killServer, postJson, startServer, tempDir } from '../support/helpers.js';
+import { postJson } from '../support/http-client.js';
+import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
+import { tempDir } from '../support/temp-dir.js';
 
 let dir: ReturnType<typeof tempDir>;
 let server: ServerProcess | undefined;

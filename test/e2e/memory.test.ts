@@ -19,7 +19,10 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, killServer, pool, startServer, tempDir, waitFor } from '../support/helpers.js';
+import { pool } from '../support/http-client.js';
+import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
+import { tempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 
 const BOUND_MB = 250;
 /** Filling stops once RSS is this far past the bound: the test has failed, no need to use more. */

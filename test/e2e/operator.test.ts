@@ -7,7 +7,10 @@ import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LOCK_OPTIONS } from '../../src/storage/lock.js';
-import { type ServerProcess, killServer, postJson, startServer, tempDir, waitFor } from '../support/helpers.js';
+import { postJson } from '../support/http-client.js';
+import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
+import { tempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 
 let dir: ReturnType<typeof tempDir>;
 let server: ServerProcess | undefined;

@@ -12,7 +12,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../../src/shared/config.js';
-import { ROOT, freePort, pool, postJson, readCsv, tempDir, waitFor } from '../support/helpers.js';
+import { readCsv } from '../support/csv-files.js';
+import { freePort, pool, postJson } from '../support/http-client.js';
+import { ROOT } from '../support/paths.js';
+import { tempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 
 const run = promisify(execFile);
 const PM2 = join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');

@@ -17,7 +17,10 @@ import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type ServerProcess, freePort, killServer, runServer, tempDir, waitFor } from '../support/helpers.js';
+import { freePort } from '../support/http-client.js';
+import { type ServerProcess, killServer, runServer } from '../support/server-process.js';
+import { tempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 import { type Disk, checkFileSystem, copyImage, createDisk, holdWriteback, mountImage, powerCutUnsupported, run, unmount } from '../support/power-cut-disk.js';
 
 const CUT_POINTS = 5;

@@ -11,7 +11,8 @@ import { once } from 'node:events';
 import { type Socket, connect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, killServer, startServer, tempDir } from '../support/helpers.js';
+import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
+import { tempDir } from '../support/temp-dir.js';
 
 let server: ServerProcess | undefined;
 let cleanup: (() => void) | undefined;

@@ -9,7 +9,10 @@ import { once } from 'node:events';
 import { type Server, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, freePort, killServer, postJson, runServer, startServer, tempDir, waitFor } from '../support/helpers.js';
+import { freePort, postJson } from '../support/http-client.js';
+import { type ServerProcess, killServer, runServer, startServer } from '../support/server-process.js';
+import { tempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 
 let dir: { path: string; cleanup: () => void } | undefined;
 let blocker: Server | undefined;

@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { afterEach, describe, expect, it } from 'vitest';
 import { csvNameOfState, readFileState, stateDirOf } from '../../src/storage/file-state.js';
-import { type ServerProcess, killServer, pool, postJson, startServer, tempDir } from '../support/helpers.js';
+import { pool, postJson } from '../support/http-client.js';
+import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
+import { tempDir } from '../support/temp-dir.js';
 
 const POSTS_PER_SERVER = 1500;
 const CONCURRENCY = 16;

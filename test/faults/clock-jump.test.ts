@@ -7,7 +7,10 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Reading } from '../../src/storage/reading.js';
 import { type Writer, createWriter } from '../../src/writer/writer.js';
-import { heldRunner, listFiles, memoryLogger, readCsv, tempDir, testConfig } from '../support/helpers.js';
+import { listFiles, readCsv } from '../support/csv-files.js';
+import { memoryLogger } from '../support/logs.js';
+import { tempDir } from '../support/temp-dir.js';
+import { heldRunner, testConfig } from '../support/writer.js';
 
 let dir: ReturnType<typeof tempDir>;
 let writer: Writer | undefined;

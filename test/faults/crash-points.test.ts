@@ -5,7 +5,9 @@
  */
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, killServer, readCsv, startServer, tempDir } from '../support/helpers.js';
+import { readCsv } from '../support/csv-files.js';
+import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
+import { tempDir } from '../support/temp-dir.js';
 
 const ROUNDS = 20;
 /** The loop stops early (still asserting) if the rounds take longer than this. */

@@ -8,7 +8,11 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NO_TMPFS, fill, mountTmpfs, unmountAll } from '../support/tmpfs.js';
-import { type ServerProcess, killServer, postJson, readCsv, startServer, tempDir, waitFor } from '../support/helpers.js';
+import { readCsv } from '../support/csv-files.js';
+import { postJson } from '../support/http-client.js';
+import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
+import { tempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 
 let dir: ReturnType<typeof tempDir>;
 let server: ServerProcess | undefined;

@@ -11,7 +11,10 @@ import { createInlineRunner } from '../../src/writer/runners.js';
 import { defaultWriteDeps } from '../../src/writer/worker/commit.js';
 import type { WriterFs } from '../../src/storage/fs.js';
 import { type Writer, createWriter } from '../../src/writer/writer.js';
-import { memoryLogger, readCsv, tempDir, testConfig } from '../support/helpers.js';
+import { readCsv } from '../support/csv-files.js';
+import { memoryLogger } from '../support/logs.js';
+import { tempDir } from '../support/temp-dir.js';
+import { testConfig } from '../support/writer.js';
 
 let dir: ReturnType<typeof tempDir>;
 let writer: Writer | undefined;

@@ -8,7 +8,11 @@ import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, constants, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MAIN, type ServerProcess, freePort, killServer, postJson, startServer, tempDir, waitFor } from '../support/helpers.js';
+import { freePort, postJson } from '../support/http-client.js';
+import { MAIN } from '../support/paths.js';
+import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
+import { tempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 
 let dir: ReturnType<typeof tempDir>;
 let server: ServerProcess | undefined;

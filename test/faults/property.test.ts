@@ -43,7 +43,10 @@ import { type LockFile } from '../../src/storage/lock.js';
 import { createJournal } from '../../src/writer/resume-journal.js';
 import type { WriterFs } from '../../src/storage/fs.js';
 import { type Writer, createWriter } from '../../src/writer/writer.js';
-import { memoryLogger, readCsv, tempDir, testConfig } from '../support/helpers.js';
+import { readCsv } from '../support/csv-files.js';
+import { memoryLogger } from '../support/logs.js';
+import { tempDir } from '../support/temp-dir.js';
+import { testConfig } from '../support/writer.js';
 
 const SEED = Number(process.env.PROPERTY_SEED ?? 20_261_123);
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 1000);

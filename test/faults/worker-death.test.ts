@@ -9,7 +9,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Reading } from '../../src/storage/reading.js';
 import { createThreadRunner } from '../../src/writer/runners.js';
 import { type Writer, createWriter } from '../../src/writer/writer.js';
-import { ROOT, memoryLogger, readCsv, tempDir, testConfig } from '../support/helpers.js';
+import { readCsv } from '../support/csv-files.js';
+import { memoryLogger } from '../support/logs.js';
+import { ROOT } from '../support/paths.js';
+import { tempDir } from '../support/temp-dir.js';
+import { testConfig } from '../support/writer.js';
 
 const FIXTURE = new URL(`file://${join(ROOT, 'test', 'fixtures', 'dying-worker.mjs')}`);
 

@@ -11,7 +11,8 @@ import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DashboardState, RowsUpdate } from '../../src/ingest/dashboard/live-points.js';
 import { openEventStream } from '../support/event-stream.js';
-import { type World, setUpWorlds, waitFor } from '../support/helpers.js';
+import { type World, setUpWorlds } from '../support/app.js';
+import { waitFor } from '../support/wait.js';
 
 const worlds = setUpWorlds();
 const { world } = worlds;

@@ -4,7 +4,9 @@ import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { createIdempotencyStore } from '../../src/ingest/idempotency.js';
 import { type BatchRunner, createInlineRunner } from '../../src/writer/runners.js';
-import { heldRunner, readCsv, setUpWorlds } from '../support/helpers.js';
+import { setUpWorlds } from '../support/app.js';
+import { readCsv } from '../support/csv-files.js';
+import { heldRunner } from '../support/writer.js';
 
 const worlds = setUpWorlds();
 const { world } = worlds;

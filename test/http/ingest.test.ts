@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
-import { heldRunner, readCsv, setUpWorlds } from '../support/helpers.js';
+import { setUpWorlds } from '../support/app.js';
+import { readCsv } from '../support/csv-files.js';
+import { heldRunner } from '../support/writer.js';
 
 const worlds = setUpWorlds();
 const { world } = worlds;

@@ -6,7 +6,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
-import { heldRunner, readCsv, setUpWorlds, waitFor } from '../support/helpers.js';
+import { setUpWorlds } from '../support/app.js';
+import { readCsv } from '../support/csv-files.js';
+import { waitFor } from '../support/wait.js';
+import { heldRunner } from '../support/writer.js';
 
 const worlds = setUpWorlds();
 const { world } = worlds;

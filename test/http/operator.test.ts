@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { createInlineRunner } from '../../src/writer/runners.js';
 import { defaultWriteDeps } from '../../src/writer/worker/commit.js';
 import type { WriterFs } from '../../src/storage/fs.js';
-import { setUpWorlds, waitFor } from '../support/helpers.js';
+import { setUpWorlds } from '../support/app.js';
+import { waitFor } from '../support/wait.js';
 
 const worlds = setUpWorlds();
 const { world } = worlds;

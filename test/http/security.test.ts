@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
-import { setUpWorlds } from '../support/helpers.js';
+import { setUpWorlds } from '../support/app.js';
 
 const worlds = setUpWorlds();
 const { world } = worlds;

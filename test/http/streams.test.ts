@@ -14,7 +14,8 @@ import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { countRows } from '../../src/storage/csv.js';
 import { compareStreamFiles, isCalendarDay, matchStreamFile } from '../../src/storage/stream-files.js';
-import { type World, listFiles, readCsv, setUpWorlds } from '../support/helpers.js';
+import { type World, setUpWorlds } from '../support/app.js';
+import { listFiles, readCsv } from '../support/csv-files.js';
 
 const worlds = setUpWorlds();
 const { world } = worlds;

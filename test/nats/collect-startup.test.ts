@@ -3,7 +3,10 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { afterEach, describe, expect, it } from 'vitest';
-import { COLLECT, runServer, tempDir, waitFor } from '../support/helpers.js';
+import { COLLECT } from '../support/paths.js';
+import { runServer } from '../support/server-process.js';
+import { tempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 
 let dir: ReturnType<typeof tempDir>;
 afterEach(() => dir?.cleanup());

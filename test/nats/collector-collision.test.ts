@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, headers } from '@nats-io/transport-node';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, killServer, tempDir, waitFor } from '../support/helpers.js';
+import { type ServerProcess, killServer } from '../support/server-process.js';
+import { tempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 import { requireNatsServer, startNats, stopAllNats } from '../support/nats.js';
 import { SITE, metricSum, rowsOf, startCollector } from '../support/edge-central.js';
 

@@ -12,7 +12,9 @@ import { connect } from '@nats-io/transport-node';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { encodeRowMessage, messageId } from '../../src/nats/row-message.js';
 import { NO_TMPFS, fill, mountTmpfs, unmountAll } from '../support/tmpfs.js';
-import { type ServerProcess, killServer, tempDir, waitFor } from '../support/helpers.js';
+import { type ServerProcess, killServer } from '../support/server-process.js';
+import { tempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 import { requireNatsServer, startNats, stopAllNats } from '../support/nats.js';
 import { duplicateIds, metricSum, rowsOf, startCollector } from '../support/edge-central.js';
 

@@ -7,7 +7,10 @@ import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
 import { connect, headers } from '@nats-io/transport-node';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, freePort, startServer, tempDir, waitFor } from '../support/helpers.js';
+import { freePort } from '../support/http-client.js';
+import { type ServerProcess, startServer } from '../support/server-process.js';
+import { tempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 import { requireNatsServer, startNats, stopAllNats } from '../support/nats.js';
 import { SITE, STREAMS, duplicateIds, ingestEnv, metricSum, postLoad, rowKey, rowsOf, startCollector, waitForCentral } from '../support/edge-central.js';
 

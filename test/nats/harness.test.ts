@@ -6,7 +6,7 @@
 import { jetstream, jetstreamManager, type JetStreamClient, type PubAck, StorageType } from '@nats-io/jetstream';
 import { connect, nanos } from '@nats-io/transport-node';
 import { afterAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../support/helpers.js';
+import { waitFor } from '../support/wait.js';
 import { requireNatsServer, runningNatsPids, startNats, startNatsCluster, stopAllNats, streamLeader } from '../support/nats.js';
 
 afterAll(async () => {

@@ -23,7 +23,11 @@ import { createStreamActivity } from '../../src/server/stream-activity.js';
 import { writeFileStateDurably } from '../../src/storage/file-state.js';
 import { createInlineRunner } from '../../src/writer/runners.js';
 import { type Writer, createWriter } from '../../src/writer/writer.js';
-import { freePort, memoryLogger, tempDir, testConfig, waitFor } from '../support/helpers.js';
+import { freePort } from '../support/http-client.js';
+import { memoryLogger } from '../support/logs.js';
+import { tempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
+import { testConfig } from '../support/writer.js';
 import { requireNatsServer, startNats, stopAllNats } from '../support/nats.js';
 import { rowsOf } from '../support/edge-central.js';
 

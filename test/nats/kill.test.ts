@@ -6,7 +6,9 @@
  */
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, startServer, tempDir, waitFor } from '../support/helpers.js';
+import { type ServerProcess, startServer } from '../support/server-process.js';
+import { tempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 import { requireNatsServer, startNats, startNatsCluster, stopAllNats, streamLeader } from '../support/nats.js';
 import { SITE, STREAMS, duplicateIds, ingestEnv, metricSum, postLoad, rowKey, rowsOf, startCollector, waitForCentral } from '../support/edge-central.js';
 

@@ -9,7 +9,10 @@ import { renameSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { statePathOf } from '../../src/storage/file-state.js';
-import { type ServerProcess, killServer, postJson, startServer, tempDir, waitFor } from '../support/helpers.js';
+import { postJson } from '../support/http-client.js';
+import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
+import { tempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 import { requireNatsServer, startNats, stopAllNats } from '../support/nats.js';
 import { SITE, duplicateIds, ingestEnv, metricSum, rowsOf, startCollector, waitForCentral } from '../support/edge-central.js';
 

@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { type BrowserContext, chromium } from 'playwright-core';
-import { tempDir } from './helpers.js';
+import { tempDir } from './temp-dir.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 /** The host name the test opens the dashboard at: not localhost, which browsers treat as secure. */

@@ -6,7 +6,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { COLLECT, type ServerProcess, pool, postJson, startServer, waitFor } from './helpers.js';
+import { pool, postJson } from './http-client.js';
+import { COLLECT } from './paths.js';
+import { type ServerProcess, startServer } from './server-process.js';
+import { waitFor } from './wait.js';
 
 export const SITE = 'edge1';
 

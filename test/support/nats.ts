@@ -13,7 +13,9 @@ import { delimiter, join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import type { TestContext } from 'vitest';
-import { freePort, tempDir, waitFor } from './helpers.js';
+import { freePort } from './http-client.js';
+import { tempDir } from './temp-dir.js';
+import { waitFor } from './wait.js';
 
 const SKIP_REASON = 'nats-server is not installed (Debian package nats-server; .ci/run installs it)';
 

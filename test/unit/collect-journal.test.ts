@@ -3,7 +3,7 @@ import { appendFileSync, readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type CollectJournal, type WrittenRow, insertRange, journalPathOf, openCollectJournal } from '../../src/collector/journal.js';
 import type { RowOrigin } from '../../src/nats/row-message.js';
-import { tempDir } from '../support/helpers.js';
+import { tempDir } from '../support/temp-dir.js';
 
 const FILE_A = '00000000000000aa';
 const FILE_B = '00000000000000bb';

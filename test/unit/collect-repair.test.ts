@@ -8,7 +8,7 @@ import type { FileWritten } from '../../src/writer/task.js';
 import { type FileState, markArchiving, readFileState, statePathOf, writeFileStateDurably } from '../../src/storage/file-state.js';
 import { defaultWriteDeps, writeFileBatch } from '../../src/writer/worker/commit.js';
 import { type LockFile } from '../../src/storage/lock.js';
-import { tempDir } from '../support/helpers.js';
+import { tempDir } from '../support/temp-dir.js';
 
 const at = Date.UTC(2026, 10, 23, 10, 15, 0);
 const row = (columns: string[], cells: string[]) => ({ receivedAt: at, columns, cells });

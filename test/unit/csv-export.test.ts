@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type CsvReading, exportCsv } from '../../src/storage/csv-export.js';
 import { parseRecord, scanRowEnds } from '../../src/storage/csv.js';
 import { readHeader, readTail } from '../../src/storage/csv.js';
-import { tempDir } from '../support/helpers.js';
+import { tempDir } from '../support/temp-dir.js';
 
 const MB = 1024 * 1024;
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readHeaderRecord, readRecords, scanRows } from '../../src/storage/csv.js';
 import { encodeLine } from '../../src/storage/csv.js';
-import { tempDir } from '../support/helpers.js';
+import { tempDir } from '../support/temp-dir.js';
 
 let dir: ReturnType<typeof tempDir>;
 const opened: number[] = [];

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from '
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createCursorStore, cursorDirOf } from '../../src/forwarder/cursor-store.js';
-import { tempDir } from '../support/helpers.js';
+import { tempDir } from '../support/temp-dir.js';
 
 const ID = '0123456789abcdef';
 

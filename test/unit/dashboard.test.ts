@@ -20,7 +20,11 @@ import { restoreRecentPoints } from '../../src/ingest/dashboard/restore-points.j
 import { unguardCell } from '../../src/storage/csv.js';
 import { type OpenFile, readHeader, readTail } from '../../src/storage/csv.js';
 import type { Reading } from '../../src/storage/reading.js';
-import { buildWorld, listFiles, memoryLogger, tempDir, waitFor } from '../support/helpers.js';
+import { buildWorld } from '../support/app.js';
+import { listFiles } from '../support/csv-files.js';
+import { memoryLogger } from '../support/logs.js';
+import { tempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 
 const reading = (record: Record<string, string>): Reading => ({ columns: Object.keys(record), cells: Object.values(record) });
 

@@ -19,7 +19,7 @@ import {
 } from '../../src/storage/file-state.js';
 import { type WriteDeps, defaultWriteDeps, writeFileBatch } from '../../src/writer/worker/commit.js';
 import type { WriterFs } from '../../src/storage/fs.js';
-import { tempDir } from '../support/helpers.js';
+import { tempDir } from '../support/temp-dir.js';
 
 const at = Date.UTC(2026, 10, 23, 10, 15, 0);
 const ID = /^[0-9a-f]{16}$/;

@@ -2,7 +2,8 @@ import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LOG_FILES_KEPT, createLogger } from '../../src/shared/logger.js';
-import { tempDir, waitFor } from '../support/helpers.js';
+import { tempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 
 let dir: ReturnType<typeof tempDir>;
 beforeEach(() => {

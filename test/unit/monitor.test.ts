@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Monitor, createMonitor, monitorIntervalMs } from '../../src/ingest/monitor.js';
 import { createStreamActivity } from '../../src/server/stream-activity.js';
-import { memoryLogger } from '../support/helpers.js';
+import { memoryLogger } from '../support/logs.js';
 
 let monitor: Monitor | undefined;
 afterEach(() => monitor?.close());

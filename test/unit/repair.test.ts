@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { repairCurrentFiles, repairCutRow } from '../../src/storage/repair.js';
 import { lockForCommit } from '../../src/storage/lock.js';
-import { listFiles, tempDir } from '../support/helpers.js';
+import { listFiles } from '../support/csv-files.js';
+import { tempDir } from '../support/temp-dir.js';
 
 const now = Date.UTC(2026, 10, 23, 10, 15, 0);
 let dir: ReturnType<typeof tempDir>;

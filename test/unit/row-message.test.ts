@@ -6,7 +6,7 @@ import { readHeaderRecord, readRecords } from '../../src/storage/csv.js';
 import { type RowMessage, cellColumns, encodeRowMessage, messageId, parseMessageId, rowBytes, validateRowMessage } from '../../src/nats/row-message.js';
 import { flattenReading } from '../../src/storage/reading.js';
 import { defaultWriteDeps, writeFileBatch } from '../../src/writer/worker/commit.js';
-import { tempDir } from '../support/helpers.js';
+import { tempDir } from '../support/temp-dir.js';
 
 const SUBJECT = 'sensors.site-a.data';
 const ID = 'site-a:0123456789abcdef:42';

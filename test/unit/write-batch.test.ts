@@ -6,7 +6,8 @@ import type { FileBatch, FileFailed, FileWritten } from '../../src/writer/task.j
 import { type WriteDeps, defaultWriteDeps, writeBatch, writeFileBatch } from '../../src/writer/worker/commit.js';
 import { LOCK_OPTIONS } from '../../src/storage/lock.js';
 import type { WriterFs } from '../../src/storage/fs.js';
-import { listFiles, readCsv, tempDir } from '../support/helpers.js';
+import { listFiles, readCsv } from '../support/csv-files.js';
+import { tempDir } from '../support/temp-dir.js';
 import lockfile from 'proper-lockfile';
 
 const at = Date.UTC(2026, 10, 23, 10, 15, 0);

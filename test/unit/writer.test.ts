@@ -9,7 +9,11 @@ import type { WriterFs } from '../../src/storage/fs.js';
 import { type Writer, createWriter, encodedBytes } from '../../src/writer/writer.js';
 import { QueueFullError, TooLargeForQueueError, WriterClosedError } from '../../src/shared/errors.js';
 import { toRequestError } from '../../src/server/errors.js';
-import { heldRunner, memoryLogger, readCsv, tempDir, testConfig, waitFor } from '../support/helpers.js';
+import { readCsv } from '../support/csv-files.js';
+import { memoryLogger } from '../support/logs.js';
+import { tempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
+import { heldRunner, testConfig } from '../support/writer.js';
 
 let dir: ReturnType<typeof tempDir>;
 let writer: Writer | undefined;
