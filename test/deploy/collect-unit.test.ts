@@ -6,21 +6,17 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DEFAULTS, loadConfig } from '../../src/shared/config.js';
 import { ROOT } from '../support/paths.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useTempDir } from '../support/temp-dir.js';
 import { NO_SYSTEMD_ANALYZE, directives, verifyUnit } from '../support/systemd-unit.js';
 
 const UNIT = join(ROOT, 'deploy', 'sensor-ingest-collect.service');
 const INGEST_UNIT = join(ROOT, 'deploy', 'sensor-ingest.service');
 const ENV_FILE = join(ROOT, 'deploy', 'sensor-ingest-collect.env');
 
-let dir: ReturnType<typeof tempDir>;
-beforeEach(() => {
-  dir = tempDir();
-});
-afterEach(() => dir.cleanup());
+const dir = useTempDir();
 
 /** `NAME=value` assignments of an environment file, in order. */
 function assignments(text: string): Array<[string, string]> {

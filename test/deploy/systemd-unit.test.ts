@@ -1,18 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../../src/shared/config.js';
 import { ROOT } from '../support/paths.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useTempDir } from '../support/temp-dir.js';
 import { NO_SYSTEMD_ANALYZE, directives, verifyUnit } from '../support/systemd-unit.js';
 
 const UNIT = join(ROOT, 'deploy', 'sensor-ingest.service');
 
-let dir: ReturnType<typeof tempDir>;
-beforeEach(() => {
-  dir = tempDir();
-});
-afterEach(() => dir.cleanup());
+const dir = useTempDir();
 
 describe('deploy/sensor-ingest.service', () => {
   const unit = directives(readFileSync(UNIT, 'utf8'));

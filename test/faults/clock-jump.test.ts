@@ -4,23 +4,19 @@
  * and written just after land in the earlier day's file.
  */
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Reading } from '../../src/storage/reading.js';
 import { type Writer, createWriter } from '../../src/writer/writer.js';
 import { listFiles, readCsv } from '../support/csv-files.js';
 import { memoryLogger } from '../support/logs.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useTempDir } from '../support/temp-dir.js';
 import { heldRunner, testConfig } from '../support/writer.js';
 
-let dir: ReturnType<typeof tempDir>;
+const dir = useTempDir();
 let writer: Writer | undefined;
-beforeEach(() => {
-  dir = tempDir();
-});
 afterEach(async () => {
   vi.useRealTimers();
   await writer?.close();
-  dir.cleanup();
 });
 
 const reading = (seq: number): Reading => ({ columns: ['seq'], cells: [String(seq)] });

@@ -5,7 +5,7 @@
  */
 import * as nodeFs from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Reading } from '../../src/storage/reading.js';
 import { createInlineRunner } from '../../src/writer/runners.js';
 import { defaultWriteDeps } from '../../src/writer/worker/commit.js';
@@ -13,18 +13,14 @@ import type { WriterFs } from '../../src/storage/fs.js';
 import { type Writer, createWriter } from '../../src/writer/writer.js';
 import { readCsv } from '../support/csv-files.js';
 import { memoryLogger } from '../support/logs.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useTempDir } from '../support/temp-dir.js';
 import { testConfig } from '../support/writer.js';
 
-let dir: ReturnType<typeof tempDir>;
+const dir = useTempDir();
 let writer: Writer | undefined;
-beforeEach(() => {
-  dir = tempDir();
-});
 afterEach(async () => {
   await writer?.close();
   writer = undefined;
-  dir.cleanup();
 });
 
 type Fault = 'EIO' | 'EAGAIN' | 'ENOSPC' | 'short' | 'short-then-EIO';

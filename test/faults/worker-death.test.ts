@@ -5,27 +5,23 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Reading } from '../../src/storage/reading.js';
 import { createThreadRunner } from '../../src/writer/runners.js';
 import { type Writer, createWriter } from '../../src/writer/writer.js';
 import { readCsv } from '../support/csv-files.js';
 import { memoryLogger } from '../support/logs.js';
 import { ROOT } from '../support/paths.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useTempDir } from '../support/temp-dir.js';
 import { testConfig } from '../support/writer.js';
 
 const FIXTURE = new URL(`file://${join(ROOT, 'test', 'fixtures', 'dying-worker.mjs')}`);
 
-let dir: ReturnType<typeof tempDir>;
+const dir = useTempDir();
 let writer: Writer | undefined;
-beforeEach(() => {
-  dir = tempDir();
-});
 afterEach(async () => {
   await writer?.close();
   writer = undefined;
-  dir.cleanup();
 });
 
 const reading = (seq: number, extra: Record<string, string> = {}): Reading => ({

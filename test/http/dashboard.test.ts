@@ -4,38 +4,18 @@
  * with data, and /events: a posted reading arrives as an event, whatever
  * its body format; a client that hangs up is removed; the client cap.
  */
-import { type Server, createServer } from 'node:http';
-import { once } from 'node:events';
 import { gzipSync } from 'node:zlib';
 import request from 'supertest';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { DashboardState, RowsUpdate } from '../../src/ingest/dashboard/live-points.js';
 import { openEventStream } from '../support/event-stream.js';
-import { type World, setUpWorlds } from '../support/app.js';
+import { setUpWorlds } from '../support/app.js';
 import { waitFor } from '../support/wait.js';
 
 const worlds = setUpWorlds();
-const { world } = worlds;
+// listen: the app on a real port, as event streams need a socket that stays open.
+const { world, listen } = worlds;
 const READ_TOKEN = 'read-tok-456';
-
-const servers: Server[] = [];
-afterEach(async () => {
-  for (const server of servers.splice(0)) {
-    server.closeAllConnections();
-    server.close();
-  }
-});
-
-/** The app on a real port: event streams need a socket that stays open. */
-async function listen(w: World): Promise<string> {
-  const server = createServer(w.app);
-  servers.push(server);
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return `http://127.0.0.1:${address.port}`;
-}
 
 describe('the dashboard page', () => {
   it('is served at / and /dashboard with its script and styles from this server, and no inline script', async () => {
@@ -106,7 +86,7 @@ describe('READ_TOKEN on the dashboard', () => {
     expect(state.status).toBe(200);
     expect((state.body as DashboardState).streams.map((s) => s.stream)).toEqual(['data', 'data2', 'data3', 'data4']);
 
-    const url = await listen(w);
+    const { url } = await listen(w);
     const none = await openEventStream(`${url}/events`);
     expect(none.status).toBe(401);
     await none.ended;
@@ -137,7 +117,7 @@ describe('READ_TOKEN on the dashboard', () => {
 describe('GET /events', () => {
   it('answers as an event stream, starts with the state, then sends each accepted batch within moments of its POST', async () => {
     const w = world();
-    const url = await listen(w);
+    const { url } = await listen(w);
     await request(w.app).post('/data').send({ t: '20C' }).expect(202);
     const stream = await openEventStream(`${url}/events`);
     expect(stream.status).toBe(200);
@@ -167,7 +147,7 @@ describe('GET /events', () => {
 
   it('gets rows from every way in: NDJSON, a form, and line protocol', async () => {
     const w = world();
-    const url = await listen(w);
+    const { url } = await listen(w);
     const stream = await openEventStream(`${url}/events`);
     await request(w.app).post('/data2').set('content-type', 'application/x-ndjson').send('{"n":1}\n{"n":2}\n').expect(202);
     expect(await stream.next('rows', (d) => (d as RowsUpdate).stream === 'data2')).toMatchObject({ rows: 2, fields: [{ name: 'n', v: 2 }] });
@@ -180,7 +160,7 @@ describe('GET /events', () => {
 
   it('sends nothing for refused requests', async () => {
     const w = world();
-    const url = await listen(w);
+    const { url } = await listen(w);
     const stream = await openEventStream(`${url}/events`);
     await stream.next('state');
     await request(w.app).post('/data').set('content-type', 'application/json').send('{oops').expect(400);
@@ -193,7 +173,7 @@ describe('GET /events', () => {
 
   it('removes a client that disconnects', async () => {
     const w = world();
-    const url = await listen(w);
+    const { url } = await listen(w);
     const a = await openEventStream(`${url}/events`);
     const b = await openEventStream(`${url}/events`);
     await a.next('state');
@@ -209,7 +189,7 @@ describe('GET /events', () => {
 
   it('answers 503 with Retry-After to one client more than the cap, and takes one again once a slot is free', async () => {
     const w = world({ eventHub: { maxClients: 2 } });
-    const url = await listen(w);
+    const { url } = await listen(w);
     const a = await openEventStream(`${url}/events`);
     const b = await openEventStream(`${url}/events`);
     const refused = await openEventStream(`${url}/events`);
@@ -228,7 +208,7 @@ describe('GET /events', () => {
 
   it('sends keep-alive comments, and ends every stream when the hub closes (shutdown)', async () => {
     const w = world({ eventHub: { keepAliveMs: 20 } });
-    const url = await listen(w);
+    const { url } = await listen(w);
     const stream = await openEventStream(`${url}/events`);
     await waitFor(() => stream.text().includes('\n: keep-alive\n\n'), 'a keep-alive comment');
     w.lifecycle.closing = true;

@@ -6,12 +6,11 @@
  * leave the stream's files, unknown streams and bad days are refused.
  */
 import { mkdirSync, readFileSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
-import { type Server, createServer, request as httpRequest } from 'node:http';
-import { once } from 'node:events';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import request from 'supertest';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { countRows } from '../../src/storage/csv.js';
 import { compareStreamFiles, isCalendarDay, matchStreamFile } from '../../src/storage/stream-files.js';
 import { type World, setUpWorlds } from '../support/app.js';
@@ -221,18 +220,9 @@ describe('GET /streams', () => {
 });
 
 describe('refusals', () => {
-  const servers: Server[] = [];
-  afterEach(() => {
-    for (const server of servers.splice(0)) server.close();
-  });
-
   /** A GET with the path sent exactly as written (fetch and supertest would normalise `..` and `%2e%2e`). */
   async function rawGet(w: World, path: string): Promise<{ status: number; body: string }> {
-    const server = createServer(w.app);
-    servers.push(server);
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const { port } = server.address() as { port: number };
+    const { port } = await worlds.listen(w);
     return new Promise((resolve, reject) => {
       const req = httpRequest({ host: '127.0.0.1', port, path, headers: { connection: 'close' } }, (res) => {
         let body = '';

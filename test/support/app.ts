@@ -62,9 +62,9 @@ export type World = ReturnType<typeof buildWorld>;
 export function setUpWorlds(): {
   readonly dir: string;
   readonly writer: Writer;
-  world(options?: WorldOptions): World;
+  world: (options?: WorldOptions) => World;
   /** The world's app on a free loopback port (for what needs a socket: event streams, raw request paths). */
-  listen(world: World): Promise<{ url: string; port: number }>;
+  listen: (world: World) => Promise<{ url: string; port: number }>;
 } {
   const dir = useTempDir();
   const built: World[] = [];
@@ -88,12 +88,12 @@ export function setUpWorlds(): {
       if (last === undefined) throw new Error('no world built in this test yet');
       return last.writer;
     },
-    world(options = {}) {
+    world: (options = {}) => {
       const world = buildWorld(dir.path, options);
       built.push(world);
       return world;
     },
-    async listen(world) {
+    listen: async (world) => {
       const server = createServer(world.app);
       servers.push(server);
       server.listen(0, '127.0.0.1');

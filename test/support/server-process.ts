@@ -114,20 +114,20 @@ export async function startServer(env: Record<string, string>, entry = MAIN, { r
  * each test if it still runs (before the test's temp dirs are removed).
  */
 export function useServers(): {
-  start(env: Record<string, string>, entry?: string, options?: StartOptions): Promise<ServerProcess>;
-  run(env: Record<string, string>, entry?: string, cwd?: string): ServerProcess;
+  start: (env: Record<string, string>, entry?: string, options?: StartOptions) => Promise<ServerProcess>;
+  run: (env: Record<string, string>, entry?: string, cwd?: string) => ServerProcess;
 } {
   const started: ServerProcess[] = [];
   afterEach(async () => {
     await Promise.all(started.splice(0).map(killServer));
   });
   return {
-    async start(env, entry, options) {
+    start: async (env, entry, options) => {
       const server = await startServer(env, entry, options);
       started.push(server);
       return server;
     },
-    run(env, entry, cwd) {
+    run: (env, entry, cwd) => {
       const server = runServer(env, entry, cwd);
       started.push(server);
       return server;

@@ -1,22 +1,18 @@
 import * as nodeFs from 'node:fs';
 import { appendFileSync, readFileSync } from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { type CollectJournal, type WrittenRow, insertRange, journalPathOf, openCollectJournal } from '../../src/collector/journal.js';
 import type { RowOrigin } from '../../src/nats/row-message.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useTempDir } from '../support/temp-dir.js';
 
 const FILE_A = '00000000000000aa';
 const FILE_B = '00000000000000bb';
 const CENTRAL = 'c0c0c0c0c0c0c0c0';
 
-let dir: ReturnType<typeof tempDir>;
+const dir = useTempDir();
 const journals: CollectJournal[] = [];
-beforeEach(() => {
-  dir = tempDir();
-});
 afterEach(() => {
   for (const journal of journals.splice(0)) journal.close();
-  dir.cleanup();
 });
 
 /** node:fs without fsyncs, for tests of many appends that do not test durability. */

@@ -8,24 +8,22 @@ import type { FileWritten } from '../../src/writer/task.js';
 import { type FileState, markArchiving, readFileState, statePathOf, writeFileStateDurably } from '../../src/storage/file-state.js';
 import { defaultWriteDeps, writeFileBatch } from '../../src/writer/worker/commit.js';
 import { type LockFile } from '../../src/storage/lock.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useTempDir } from '../support/temp-dir.js';
 
 const at = Date.UTC(2026, 10, 23, 10, 15, 0);
 const row = (columns: string[], cells: string[]) => ({ receivedAt: at, columns, cells });
 const HEADER_A = 'received_at,a\n';
 
-let dir: ReturnType<typeof tempDir>;
+const dir = useTempDir();
 let journal: CollectJournal;
 let events: string[];
 beforeEach(() => {
-  dir = tempDir();
   mkdirSync(join(dir.path, 'site-a'));
   journal = openCollectJournal(dir.path);
   events = [];
 });
 afterEach(() => {
   journal.close();
-  dir.cleanup();
 });
 
 const path = (name: string) => join(dir.path, name);

@@ -1,9 +1,9 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DEFAULTS, loadConfig, siteIdFromHostname } from '../../src/shared/config.js';
 import { redactConfig } from '../../src/shared/redaction.js';
+import { testDir } from '../support/temp-dir.js';
 
 function problemsOf(env: Record<string, string>): readonly string[] {
   try {
@@ -181,18 +181,14 @@ describe('loadConfig', () => {
   });
 
   it('takes NATS_CREDS only as a file this user can read, resolved against the working directory', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'creds-'));
-    try {
-      writeFileSync(join(dir, 'edge.creds'), '-----BEGIN NATS USER JWT-----\n');
-      expect(loadConfig({ NATS_URL: 'nats://h:4222', NATS_CREDS: 'edge.creds' }, { cwd: dir }).natsCreds).toBe(join(dir, 'edge.creds'));
-      expect(problemsOf({ NATS_URL: 'nats://h:4222', NATS_CREDS: 'missing.creds' })).toEqual(["NATS_CREDS must be a NATS creds file this user can read; got '/srv/missing.creds'"]);
-      // A folder is not a creds file.
-      expect(() => loadConfig({ NATS_URL: 'nats://h:4222', NATS_CREDS: dir })).toThrow(ConfigError);
-      // Without NATS_URL it is never read, so never checked.
-      expect(loadConfig({ NATS_CREDS: 'missing.creds' }, { cwd: dir }).natsCreds).toBe(join(dir, 'missing.creds'));
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const dir = testDir('creds-');
+    writeFileSync(join(dir, 'edge.creds'), '-----BEGIN NATS USER JWT-----\n');
+    expect(loadConfig({ NATS_URL: 'nats://h:4222', NATS_CREDS: 'edge.creds' }, { cwd: dir }).natsCreds).toBe(join(dir, 'edge.creds'));
+    expect(problemsOf({ NATS_URL: 'nats://h:4222', NATS_CREDS: 'missing.creds' })).toEqual(["NATS_CREDS must be a NATS creds file this user can read; got '/srv/missing.creds'"]);
+    // A folder is not a creds file.
+    expect(() => loadConfig({ NATS_URL: 'nats://h:4222', NATS_CREDS: dir })).toThrow(ConfigError);
+    // Without NATS_URL it is never read, so never checked.
+    expect(loadConfig({ NATS_CREDS: 'missing.creds' }, { cwd: dir }).natsCreds).toBe(join(dir, 'missing.creds'));
   });
 
   it('shows a bad NATS_URL with its credentials taken out, so a mistyped host can be seen', () => {

@@ -7,11 +7,11 @@
  */
 import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type CsvReading, exportCsv } from '../../src/storage/csv-export.js';
 import { parseRecord, scanRowEnds } from '../../src/storage/csv.js';
 import { readHeader, readTail } from '../../src/storage/csv.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useTempDir } from '../support/temp-dir.js';
 
 const MB = 1024 * 1024;
 
@@ -38,11 +38,7 @@ async function collect(chunks: AsyncIterable<string>): Promise<string> {
   return text;
 }
 
-let dir: ReturnType<typeof tempDir>;
-beforeEach(() => {
-  dir = tempDir();
-});
-afterEach(() => dir.cleanup());
+const dir = useTempDir();
 
 /** A file of 1 MB rows of several kinds (plain, quoted with newlines and doubled quotes, multi-byte), small rows between. */
 function writeWideRows(path: string): string {

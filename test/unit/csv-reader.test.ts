@@ -1,19 +1,15 @@
 import * as nodeFs from 'node:fs';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { readHeaderRecord, readRecords, scanRows } from '../../src/storage/csv.js';
 import { encodeLine } from '../../src/storage/csv.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useTempDir } from '../support/temp-dir.js';
 
-let dir: ReturnType<typeof tempDir>;
+const dir = useTempDir();
 const opened: number[] = [];
-beforeEach(() => {
-  dir = tempDir();
-});
 afterEach(() => {
   for (const fd of opened.splice(0)) closeSync(fd);
-  dir.cleanup();
 });
 
 /** Writes `text` to a file and opens it for reading. */

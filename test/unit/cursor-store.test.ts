@@ -1,17 +1,13 @@
 import * as nodeFs from 'node:fs';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createCursorStore, cursorDirOf } from '../../src/forwarder/cursor-store.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useTempDir } from '../support/temp-dir.js';
 
 const ID = '0123456789abcdef';
 
-let dir: ReturnType<typeof tempDir>;
-beforeEach(() => {
-  dir = tempDir();
-});
-afterEach(() => dir.cleanup());
+const dir = useTempDir();
 
 describe('createCursorStore', () => {
   it('keeps cursors in DATA_DIR/.sensor-ingest/cursors, made on creation', () => {

@@ -10,7 +10,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Request, Response } from 'express';
 import request from 'supertest';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type EventHub, MAX_LAG_BYTES, createEventHub } from '../../src/ingest/dashboard/event-hub.js';
 import { PUSH_INTERVAL_MS, createLiveFeed } from '../../src/ingest/dashboard/live-feed.js';
 import { MAX_CELL_CHARS, MAX_FIELDS, MAX_LAST_CELLS, MAX_POINTS, PointRing, WINDOW_MS, createLivePoints } from '../../src/ingest/dashboard/live-points.js';
@@ -23,7 +23,7 @@ import type { Reading } from '../../src/storage/reading.js';
 import { buildWorld } from '../support/app.js';
 import { listFiles } from '../support/csv-files.js';
 import { memoryLogger } from '../support/logs.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useTempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 
 const reading = (record: Record<string, string>): Reading => ({ columns: Object.keys(record), cells: Object.values(record) });
@@ -172,11 +172,7 @@ describe('createLivePoints', () => {
 });
 
 describe('readTail', () => {
-  let dir: ReturnType<typeof tempDir>;
-  beforeEach(() => {
-    dir = tempDir();
-  });
-  afterEach(() => dir.cleanup());
+  const dir = useTempDir();
 
   const row = (i: number) => `2026-11-23T10:${String(Math.floor(i / 60) % 60).padStart(2, '0')}:${String(i % 60).padStart(2, '0')}.000Z,${i},"note, ${i}"\n`;
 
@@ -257,11 +253,7 @@ describe('readTail', () => {
 });
 
 describe('restoreRecentPoints', () => {
-  let dir: ReturnType<typeof tempDir>;
-  beforeEach(() => {
-    dir = tempDir();
-  });
-  afterEach(() => dir.cleanup());
+  const dir = useTempDir();
 
   it('restores from files the writer wrote, across an archive-and-widen, as the live feed saw them', async () => {
     let now = Date.UTC(2026, 10, 23, 12, 0, 0);

@@ -1,7 +1,7 @@
 import * as nodeFs from 'node:fs';
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { FileBatch, FileWritten } from '../../src/writer/task.js';
 import {
   type FileState,
@@ -19,17 +19,13 @@ import {
 } from '../../src/storage/file-state.js';
 import { type WriteDeps, defaultWriteDeps, writeFileBatch } from '../../src/writer/worker/commit.js';
 import type { WriterFs } from '../../src/storage/fs.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useTempDir } from '../support/temp-dir.js';
 
 const at = Date.UTC(2026, 10, 23, 10, 15, 0);
 const ID = /^[0-9a-f]{16}$/;
 const row = (columns: string[], cells: string[]) => ({ receivedAt: at, columns, cells });
 
-let dir: ReturnType<typeof tempDir>;
-beforeEach(() => {
-  dir = tempDir();
-});
-afterEach(() => dir.cleanup());
+const dir = useTempDir();
 
 const deps = (fs: WriterFs = nodeFs): WriteDeps => ({ ...defaultWriteDeps, fs, now: () => at });
 const write = (batch: FileBatch, fs?: WriterFs) => writeFileBatch(dir.path, batch, deps(fs)) as Promise<FileWritten>;

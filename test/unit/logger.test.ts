@@ -1,15 +1,11 @@
 import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LOG_FILES_KEPT, createLogger } from '../../src/shared/logger.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useTempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 
-let dir: ReturnType<typeof tempDir>;
-beforeEach(() => {
-  dir = tempDir();
-});
-afterEach(() => dir.cleanup());
+const dir = useTempDir();
 
 const logFiles = () => readdirSync(dir.path).filter((name) => /^sensor-ingest\.\d+\.log$/.test(name));
 

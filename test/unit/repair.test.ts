@@ -1,18 +1,14 @@
 import * as nodeFs from 'node:fs';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { repairCurrentFiles, repairCutRow } from '../../src/storage/repair.js';
 import { lockForCommit } from '../../src/storage/lock.js';
 import { listFiles } from '../support/csv-files.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useTempDir } from '../support/temp-dir.js';
 
 const now = Date.UTC(2026, 10, 23, 10, 15, 0);
-let dir: ReturnType<typeof tempDir>;
-beforeEach(() => {
-  dir = tempDir();
-});
-afterEach(() => dir.cleanup());
+const dir = useTempDir();
 
 const put = (name: string, text: string) => writeFileSync(join(dir.path, name), text);
 const text = (name: string) => readFileSync(join(dir.path, name), 'utf8');

@@ -1,12 +1,12 @@
 import * as nodeFs from 'node:fs';
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readHeaderRecord, readRecords } from '../../src/storage/csv.js';
 import { type RowMessage, cellColumns, encodeRowMessage, messageId, parseMessageId, rowBytes, validateRowMessage } from '../../src/nats/row-message.js';
 import { flattenReading } from '../../src/storage/reading.js';
 import { defaultWriteDeps, writeFileBatch } from '../../src/writer/worker/commit.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useTempDir } from '../support/temp-dir.js';
 
 const SUBJECT = 'sensors.site-a.data';
 const ID = 'site-a:0123456789abcdef:42';
@@ -234,11 +234,7 @@ describe('validateRowMessage', () => {
 });
 
 describe('rowBytes', () => {
-  let dir: ReturnType<typeof tempDir>;
-  beforeEach(() => {
-    dir = tempDir();
-  });
-  afterEach(() => dir.cleanup());
+  const dir = useTempDir();
 
   const at = Date.UTC(2026, 10, 23, 10, 15, 0);
   const row = (columns: string[], cells: string[], ms = 0) => ({ receivedAt: at + ms, columns, cells });

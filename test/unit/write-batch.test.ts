@@ -1,23 +1,19 @@
 import * as nodeFs from 'node:fs';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { FileBatch, FileFailed, FileWritten } from '../../src/writer/task.js';
 import { type WriteDeps, defaultWriteDeps, writeBatch, writeFileBatch } from '../../src/writer/worker/commit.js';
 import { LOCK_OPTIONS } from '../../src/storage/lock.js';
 import type { WriterFs } from '../../src/storage/fs.js';
 import { listFiles, readCsv } from '../support/csv-files.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useTempDir } from '../support/temp-dir.js';
 import lockfile from 'proper-lockfile';
 
 const at = Date.UTC(2026, 10, 23, 10, 15, 0);
 const row = (columns: string[], cells: string[], receivedAt = at) => ({ receivedAt, columns, cells });
 
-let dir: ReturnType<typeof tempDir>;
-beforeEach(() => {
-  dir = tempDir();
-});
-afterEach(() => dir.cleanup());
+const dir = useTempDir();
 
 const deps = (fs: WriterFs = nodeFs, now = () => at): WriteDeps => ({ ...defaultWriteDeps, fs, now });
 

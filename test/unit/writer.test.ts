@@ -1,6 +1,6 @@
 import * as nodeFs from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Reading } from '../../src/storage/reading.js';
 import type { BatchTask } from '../../src/writer/task.js';
 import { type BatchRunner, createInlineRunner } from '../../src/writer/runners.js';
@@ -11,19 +11,15 @@ import { QueueFullError, TooLargeForQueueError, WriterClosedError } from '../../
 import { toRequestError } from '../../src/server/errors.js';
 import { readCsv } from '../support/csv-files.js';
 import { memoryLogger } from '../support/logs.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useTempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 import { heldRunner, testConfig } from '../support/writer.js';
 
-let dir: ReturnType<typeof tempDir>;
+const dir = useTempDir();
 let writer: Writer | undefined;
-beforeEach(() => {
-  dir = tempDir();
-});
 afterEach(async () => {
   await writer?.close();
   writer = undefined;
-  dir.cleanup();
 });
 
 const reading = (seq: number): Reading => ({ columns: ['seq'], cells: [String(seq)] });
