@@ -5,11 +5,11 @@
  */
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { fileText, listFiles, readCsv } from '../support/csv-files.js';
 import { postJson } from '../support/http-client.js';
-import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
-import { tempDir } from '../support/temp-dir.js';
+import { type ServerProcess, useServers, serverEnv, logLine } from '../support/server-process.js';
+import { useTempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 
 const IN_FLIGHT = 100;
@@ -17,16 +17,8 @@ const IN_FLIGHT = 100;
 const ACKS_BEFORE_KILL = 1500;
 const PARTIAL = /^data\.csv\.partial-\d{8}T\d{6}Z$/;
 
-let dir: { path: string; cleanup: () => void } | undefined;
-const servers: ServerProcess[] = [];
-
-afterEach(async () => {
-  for (const s of servers.splice(0)) {
-    await killServer(s);
-  }
-  dir?.cleanup();
-  dir = undefined;
-});
+const dir = useTempDir();
+const servers = useServers();
 
 /**
  * Starts the server and waits for its start-up log line: logs go through
@@ -34,14 +26,9 @@ afterEach(async () => {
  * any repair WARN is logged before that line.
  */
 async function start(env: Record<string, string>): Promise<ServerProcess> {
-  const s = await startServer(env);
-  servers.push(s);
-  await waitFor(() => s.logLines().some((line) => line.msg === 'sensor-ingest started'), "the 'sensor-ingest started' log line");
+  const s = await servers.start(env);
+  await logLine(s, 'sensor-ingest started');
   return s;
-}
-
-function envFor(root: string, extra: Record<string, string> = {}): Record<string, string> {
-  return { DATA_DIR: join(root, 'data'), LOG_DIR: join(root, 'logs'), ...extra };
 }
 
 function repairLines(s: ServerProcess): Array<Record<string, unknown>> {
@@ -93,8 +80,7 @@ async function loadAndKill(s: ServerProcess): Promise<{ acked: string[]; openAtK
 
 describe('kill -9 in ACK_MODE=durable, then restart', () => {
   it('keeps every 201 row; a restart moves a cut tail to data.csv.partial-<time>, keeps the rows and serves', async () => {
-    dir = tempDir();
-    const first = await start(envFor(dir.path, { ACK_MODE: 'durable' }));
+    const first = await start(serverEnv(dir.path, { ACK_MODE: 'durable' }));
     const { acked, openAtKill } = await loadAndKill(first);
     expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
     expect(acked.length).toBeGreaterThanOrEqual(ACKS_BEFORE_KILL);
@@ -112,7 +98,7 @@ describe('kill -9 in ACK_MODE=durable, then restart', () => {
     appendFileSync(file, cut);
     const stump = afterKill.slice(afterKill.lastIndexOf('\n') + 1) + cut;
 
-    const second = await start(envFor(dir.path));
+    const second = await start(serverEnv(dir.path));
     const [warn, ...more] = repairLines(second);
     expect(more).toEqual([]);
     expect(warn).toMatchObject({ level: 40, file: 'data.csv', bytes: Buffer.byteLength(stump) });
@@ -147,7 +133,6 @@ describe('kill -9 in ACK_MODE=durable, then restart', () => {
   });
 
   it('a quoted field holding a newline at the end of the file is not a cut', async () => {
-    dir = tempDir();
     const dataDir = join(dir.path, 'data');
     mkdirSync(dataDir);
     const file = join(dataDir, 'data.csv');
@@ -158,7 +143,7 @@ describe('kill -9 in ACK_MODE=durable, then restart', () => {
       '2026-01-01T00:00:02.000Z,q3,"say ""hi""\nthen, ""bye""\n"\n';
     writeFileSync(file, whole);
 
-    const s = await start(envFor(dir.path));
+    const s = await start(serverEnv(dir.path));
     expect(repairLines(s)).toEqual([]);
     expect(listFiles(dataDir)).toEqual(['data.csv']);
     expect(fileText(file)).toBe(whole);
@@ -180,7 +165,6 @@ describe('kill -9 in ACK_MODE=durable, then restart', () => {
   });
 
   it('a row cut inside a quoted field, just after a newline in it, is a cut', async () => {
-    dir = tempDir();
     const dataDir = join(dir.path, 'data');
     mkdirSync(dataDir);
     const file = join(dataDir, 'data.csv');
@@ -188,7 +172,7 @@ describe('kill -9 in ACK_MODE=durable, then restart', () => {
     const cut = '2026-01-01T00:00:01.000Z,q2,"c\n';
     writeFileSync(file, whole + cut);
 
-    const s = await start(envFor(dir.path));
+    const s = await start(serverEnv(dir.path));
     const [warn, ...more] = repairLines(s);
     expect(more).toEqual([]);
     expect(warn).toMatchObject({ level: 40, file: 'data.csv', bytes: Buffer.byteLength(cut) });
@@ -201,8 +185,7 @@ describe('kill -9 in ACK_MODE=durable, then restart', () => {
     ['mid-cell', '2026-01-01T00:00:01.000Z,dead,"half'],
     ['just after a newline inside a quoted cell', '2026-01-01T00:00:01.000Z,dead,"c\n'],
   ])('a stump another process left while this one runs (%s) is cut before the next append', async (_what, stump) => {
-    dir = tempDir();
-    const s = await start(envFor(dir.path));
+    const s = await start(serverEnv(dir.path));
     const file = join(dir.path, 'data', 'data.csv');
     expect((await postJson(`${s.url}/data`, { id: 'before', note: 'x' })).status).toBe(202);
     await waitFor(() => readCsv(file).length === 2, 'the first row');

@@ -4,29 +4,20 @@
  * dashboard's state holds the points posted before it (read back from the
  * files the server wrote).
  */
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { DashboardState } from '../../src/ingest/dashboard/live-points.js';
 import { openEventStream } from '../support/event-stream.js';
 import { postJson } from '../support/http-client.js';
-import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useServers, serverEnv } from '../support/server-process.js';
+import { useTempDir } from '../support/temp-dir.js';
 
-let dir: ReturnType<typeof tempDir> | undefined;
-let server: ServerProcess | undefined;
-
-afterEach(async () => {
-  await killServer(server);
-  server = undefined;
-  dir?.cleanup();
-  dir = undefined;
-});
+const dir = useTempDir();
+const servers = useServers();
 
 describe('the dashboard and the server process', () => {
   it('SIGTERM with an open /events client still exits 0 at once, rows written, the stream ended', async () => {
-    dir = tempDir();
-    const env = { DATA_DIR: join(dir.path, 'data'), LOG_DIR: join(dir.path, 'logs'), SHUTDOWN_TIMEOUT_SEC: '30' };
-    server = await startServer(env);
+    const env = serverEnv(dir.path, { SHUTDOWN_TIMEOUT_SEC: '30' });
+    const server = await servers.start(env);
     const events = await openEventStream(`${server.url}/events`);
     await events.next('state');
     expect((await postJson(`${server.url}/data`, { t: 1 })).status).toBe(202);
@@ -44,10 +35,9 @@ describe('the dashboard and the server process', () => {
   });
 
   it('after a restart on the same DATA_DIR, /dashboard/state has the points posted before it', async () => {
-    dir = tempDir();
-    const env = { DATA_DIR: join(dir.path, 'data'), LOG_DIR: join(dir.path, 'logs'), CSV_ROTATE: 'daily', READ_TOKEN: 'read-me' };
+    const env = serverEnv(dir.path, { CSV_ROTATE: 'daily', READ_TOKEN: 'read-me' });
     const auth = { authorization: 'Bearer read-me' };
-    server = await startServer(env);
+    let server = await servers.start(env);
     const posted = [
       { temp: '20.5C', hum: 40 },
       { temp: '21C', hum: 41, door: 'open' },
@@ -58,7 +48,7 @@ describe('the dashboard and the server process', () => {
     server.child.kill('SIGTERM');
     expect(await server.exited).toEqual({ code: 0, signal: null });
 
-    server = await startServer(env);
+    server = await servers.start(env);
     const res = await fetch(`${server.url}/dashboard/state`, { headers: auth });
     expect(res.status).toBe(200);
     const after = (await res.json()) as DashboardState;

@@ -4,25 +4,18 @@
  * disk. Every 2xx row must be in the file exactly once, and the exit code 0.
  */
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readCsv } from '../support/csv-files.js';
 import { pool } from '../support/http-client.js';
-import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
-import { tempDir } from '../support/temp-dir.js';
+import { type ServerProcess, useServers, serverEnv } from '../support/server-process.js';
+import { useTempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 
 const REQUESTS = 3000;
 const IN_FLIGHT = 100;
 
-let dir: { path: string; cleanup: () => void } | undefined;
-let server: ServerProcess | undefined;
-
-afterEach(async () => {
-  await killServer(server);
-  server = undefined;
-  dir?.cleanup();
-  dir = undefined;
-});
+const dir = useTempDir();
+const servers = useServers();
 
 /** POSTs one reading a request, `IN_FLIGHT` at a time; returns each answer's status (0 for a network error). */
 async function load(url: string, count: number): Promise<number[]> {
@@ -67,9 +60,7 @@ function shutdownLine(s: ServerProcess): Record<string, unknown> | undefined {
 
 describe('graceful stop under load', () => {
   it(`SIGTERM right after the last of ${REQUESTS} POSTs (${IN_FLIGHT} in flight): rows on disk = 2xx answers, exit 0`, async () => {
-    dir = tempDir();
-    const s = await startServer({ DATA_DIR: join(dir.path, 'data'), LOG_DIR: join(dir.path, 'logs') });
-    server = s;
+    const s = await servers.start(serverEnv(dir.path));
 
     const statuses = await load(s.url, REQUESTS);
     s.child.kill('SIGTERM');
@@ -84,17 +75,13 @@ describe('graceful stop under load', () => {
   });
 
   it('SIGINT in ACK_MODE=queued with rows still waiting for a group commit: the drain writes them all, exit 0', async () => {
-    dir = tempDir();
     // A long commit interval keeps the last answered rows in memory when the
     // signal lands, so the drain has real work; SPEC section 9 says a
     // shutdown drain ignores the interval.
-    const s = await startServer({
-      DATA_DIR: join(dir.path, 'data'),
-      LOG_DIR: join(dir.path, 'logs'),
+    const s = await servers.start(serverEnv(dir.path, {
       ACK_MODE: 'queued',
       COMMIT_INTERVAL_MS: '20000',
-    });
-    server = s;
+    }));
 
     const statuses = await load(s.url, 1000);
     s.child.kill('SIGINT');
@@ -109,16 +96,12 @@ describe('graceful stop under load', () => {
   });
 
   it('SIGTERM with durable requests waiting on a long COMMIT_INTERVAL_MS: the drain ignores the interval, answers 201, exit 0 at once', async () => {
-    dir = tempDir();
-    const s = await startServer({
-      DATA_DIR: join(dir.path, 'data'),
-      LOG_DIR: join(dir.path, 'logs'),
+    const s = await servers.start(serverEnv(dir.path, {
       ACK_MODE: 'durable',
       COMMIT_INTERVAL_MS: '60000',
       SHUTDOWN_TIMEOUT_SEC: '10',
       DURABLE_ACK_TIMEOUT_SEC: '60',
-    });
-    server = s;
+    }));
     const post = (i: number) =>
       fetch(`${s.url}/data`, {
         method: 'POST',

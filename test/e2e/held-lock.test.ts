@@ -10,39 +10,25 @@ import lockfile from 'proper-lockfile';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readCsv } from '../support/csv-files.js';
 import { postJson } from '../support/http-client.js';
-import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
-import { tempDir } from '../support/temp-dir.js';
+import { jsonLines } from '../support/logs.js';
+import { type ServerProcess, useServers } from '../support/server-process.js';
+import { useTempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 
 const QUEUE_MAX = 20;
 const WRITE_RETRIES = 2;
 
-let server: ServerProcess | undefined;
+const dir = useTempDir('sensor-ingest-lock-');
+const servers = useServers();
 let release: (() => Promise<void>) | undefined;
-let cleanup: (() => void) | undefined;
-
 afterEach(async () => {
   await release?.().catch(() => {});
   release = undefined;
-  await killServer(server);
-  server = undefined;
-  cleanup?.();
-  cleanup = undefined;
 });
 
 /** Stored log lines, skipping a last line that is still being written. */
 function logLines(from: ServerProcess): Array<Record<string, unknown>> {
-  return from
-    .output()
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .flatMap((line) => {
-      try {
-        return [JSON.parse(line) as Record<string, unknown>];
-      } catch {
-        return [];
-      }
-    });
+  return jsonLines(from.output());
 }
 
 async function readyz(url: string): Promise<{ status: number; body: { status: string; checks: Record<string, Record<string, unknown>> } }> {
@@ -52,11 +38,9 @@ async function readyz(url: string): Promise<{ status: number; body: { status: st
 
 describe('a data file locked from outside', () => {
   it("holds the file's lock from outside: writes retry, ingest reaches 503 with Retry-After once the queue is full, and after the lock is released every acknowledged row lands, in order", async () => {
-    const dir = tempDir('sensor-ingest-lock-');
-    cleanup = dir.cleanup;
     const dataDir = join(dir.path, 'data');
     const csv = join(dataDir, 'data.csv');
-    server = await startServer({
+    const server = await servers.start({
       DATA_DIR: dataDir,
       LOG_DIR: join(dir.path, 'logs'),
       WRITE_QUEUE_MAXSIZE: String(QUEUE_MAX),
@@ -110,7 +94,7 @@ describe('a data file locked from outside', () => {
     // Every failed attempt logs an ERROR with the lock's code; the stalled batch keeps
     // being retried (every WRITE_BACKOFF_MAX_SEC), not dropped: wait for one retry past the stall.
     const failures = await waitFor(() => {
-      const lines = logLines(server as ServerProcess).filter((line) => line.msg === 'write failed');
+      const lines = logLines(server).filter((line) => line.msg === 'write failed');
       // WRITE_RETRIES + 1 attempts stall the writer; one more is a retry of the stalled batch.
       return lines.length >= WRITE_RETRIES + 2 ? lines : undefined;
     }, 'ERROR lines for the stalled retries');

@@ -9,17 +9,16 @@
  * checkout's node_modules under the other tests, so it runs from a copy of
  * the working tree (tracked and new files; no node_modules, dist, data, logs).
  */
-import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
+import { execFile, spawnSync } from 'node:child_process';
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCsv } from '../support/csv-files.js';
-import { freePort, postJson } from '../support/http-client.js';
+import { postJson } from '../support/http-client.js';
 import { ROOT } from '../support/paths.js';
+import { useServers } from '../support/server-process.js';
 import { tempDir } from '../support/temp-dir.js';
-import { waitFor } from '../support/wait.js';
 
 const run = promisify(execFile);
 /** Each run does two `npm ci` and a build: about 30 s here, and CI machines may be several times slower. */
@@ -36,7 +35,6 @@ let root: string;
 /** A `node` on PATH that is not /usr/bin/node, so the unit's ExecStart rewrite shows. */
 let nodeOnPath: string;
 let first: Outcome;
-let app: ChildProcess | undefined;
 
 const path = (...parts: string[]) => join(root, ...parts);
 const mode = (file: string) => statSync(file).mode & 0o777;
@@ -94,13 +92,10 @@ beforeAll(async () => {
   first = await install();
 }, RUN_TIMEOUT_MS + 10_000);
 
-afterAll(async () => {
-  if (app !== undefined && app.exitCode === null && app.signalCode === null) {
-    app.kill('SIGKILL');
-    await once(app, 'exit');
-  }
+afterAll(() => {
   dir?.cleanup();
 });
+const servers = useServers();
 
 describe('deploy/install.sh under a temp ROOT', () => {
   it('installs the built app with production dependencies only', () => {
@@ -167,33 +162,18 @@ describe('deploy/install.sh under a temp ROOT', () => {
 
   it('the installed app runs from its own production node_modules and stores a reading', async () => {
     expect(first.code, first.output).toBe(0);
-    const port = await freePort();
     const dataDir = path('var/lib/sensor-ingest');
-    const child = spawn(process.execPath, [path('opt/sensor-ingest/dist/main.js')], {
+    const installed = await servers.start({ DATA_DIR: dataDir, LOG_DIR: path('var/log/sensor-ingest') }, path('opt/sensor-ingest/dist/main.js'), {
       cwd: path('opt/sensor-ingest'),
-      env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_DIR: path('var/log/sensor-ingest') },
-      stdio: ['ignore', 'ignore', 'pipe'],
     });
-    app = child;
-    let stderr = '';
-    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = once(child, 'exit');
-    await waitFor(async () => {
-      if (child.exitCode !== null) throw new Error(`installed app exited: ${stderr}`);
-      try {
-        return (await fetch(`http://127.0.0.1:${port}/healthz`)).ok;
-      } catch {
-        return false;
-      }
-    }, 'the installed app to answer /healthz');
-    const answer = await postJson(`http://127.0.0.1:${port}/data?ack=durable`, { id: 'installed' });
+    const answer = await postJson(`${installed.url}/data?ack=durable`, { id: 'installed' });
     expect(answer.status).toBe(201);
     // The dashboard's uncompiled files and uPlot came along.
     for (const asset of ['/', '/dashboard/dashboard.js', '/dashboard/uplot.js']) {
-      expect((await fetch(`http://127.0.0.1:${port}${asset}`)).status, asset).toBe(200);
+      expect((await fetch(`${installed.url}${asset}`)).status, asset).toBe(200);
     }
-    child.kill('SIGTERM');
-    expect(await exited).toEqual([0, null]);
+    installed.child.kill('SIGTERM');
+    expect(await installed.exited).toEqual({ code: 0, signal: null });
     expect(readCsv(join(dataDir, 'data.csv')).map((record) => record.slice(1))).toEqual([['id'], ['installed']]);
   });
 

@@ -3,22 +3,13 @@
  * and `/metrics?format=json` all know each stream's newest row (from the
  * tails of its files), and say the same time.
  */
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { postJson } from '../support/http-client.js';
-import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useServers, serverEnv } from '../support/server-process.js';
+import { useTempDir } from '../support/temp-dir.js';
 
-let dir: ReturnType<typeof tempDir>;
-let server: ServerProcess | undefined;
-beforeEach(() => {
-  dir = tempDir();
-});
-afterEach(async () => {
-  await killServer(server);
-  server = undefined;
-  dir.cleanup();
-});
+const dir = useTempDir();
+const servers = useServers();
 
 type LastReceived = Record<string, string | null>;
 
@@ -35,8 +26,8 @@ async function lastReceivedSeenBy(url: string): Promise<{ streams: LastReceived;
 
 describe('last received, after a restart', () => {
   it('is the same in /streams, /history/json and /metrics?format=json, and is the newest row on disk', async () => {
-    const env = { DATA_DIR: join(dir.path, 'data'), LOG_DIR: join(dir.path, 'logs'), STREAMS: 'data,data2,quiet' };
-    server = await startServer(env);
+    const env = serverEnv(dir.path, { STREAMS: 'data,data2,quiet' });
+    let server = await servers.start(env);
     expect((await postJson(`${server.url}/data?ack=durable`, { t: 1 })).status).toBe(201);
     expect((await postJson(`${server.url}/data2?ack=durable`, { t: 2 })).status).toBe(201);
     expect((await postJson(`${server.url}/data?ack=durable`, { t: 3 })).status).toBe(201);
@@ -45,7 +36,7 @@ describe('last received, after a restart', () => {
     server.child.kill('SIGTERM');
     expect((await server.exited).code).toBe(0);
 
-    server = await startServer(env);
+    server = await servers.start(env);
     const after = await lastReceivedSeenBy(server.url);
     // Nothing was received since the start, yet every reader knows the newest row of each stream.
     expect(after.streams).toEqual(before.metrics);

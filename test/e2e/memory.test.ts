@@ -18,10 +18,10 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { pool } from '../support/http-client.js';
-import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useServers } from '../support/server-process.js';
+import { useTempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 
 const BOUND_MB = 250;
@@ -33,18 +33,12 @@ const HISTORY_MAX = 1000;
 const MAX_REQUEST_BYTES = 1024 * 1024;
 const MAX_COLUMNS = 1024;
 
-let dir: ReturnType<typeof tempDir>;
-let server: ServerProcess | undefined;
+const dir = useTempDir();
+const servers = useServers();
 let agent: Agent | undefined;
-beforeEach(() => {
-  dir = tempDir();
-});
-afterEach(async () => {
+afterEach(() => {
   agent?.destroy();
   agent = undefined;
-  await killServer(server);
-  server = undefined;
-  dir.cleanup();
 });
 
 /** kB figures from /proc/<pid>/status, in MB. */
@@ -120,7 +114,7 @@ describe('memory with every limit at its default (SPEC section 11)', () => {
     { timeout: 180_000 },
     async (what, rowsOf) => {
       const dataDir = join(dir.path, 'data');
-      server = await startServer({
+      const server = await servers.start({
         DATA_DIR: dataDir,
         LOG_DIR: join(dir.path, 'logs'),
         LOG_LEVEL: 'warn',

@@ -5,38 +5,28 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LOCK_OPTIONS } from '../../src/storage/lock.js';
 import { postJson } from '../support/http-client.js';
-import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
-import { tempDir } from '../support/temp-dir.js';
+import { jsonLines } from '../support/logs.js';
+import { useServers } from '../support/server-process.js';
+import { useTempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 
-let dir: ReturnType<typeof tempDir>;
-let server: ServerProcess | undefined;
-beforeEach(() => {
-  dir = tempDir();
-});
-afterEach(async () => {
-  await killServer(server);
-  server = undefined;
-  dir.cleanup();
-});
+const dir = useTempDir();
+const servers = useServers();
 
 function logFileLines(): Array<Record<string, unknown>> {
   const path = join(dir.path, 'logs', 'current.log');
   if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  return jsonLines(readFileSync(path, 'utf8'));
 }
 const logged = (msg: string, stream?: string) => logFileLines().filter((l) => l.msg === msg && (stream === undefined || l.stream === stream));
 
 describe('WARN lines in LOG_DIR', () => {
   it('warns of a backlog once, not once per tick, and says when it clears; warns of a quiet stream and says when it resumes', async () => {
     const dataDir = join(dir.path, 'data');
-    server = await startServer({
+    const server = await servers.start({
       DATA_DIR: dataDir,
       LOG_DIR: join(dir.path, 'logs'),
       WRITE_QUEUE_MAXSIZE: '10',

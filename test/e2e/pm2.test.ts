@@ -13,7 +13,8 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../../src/shared/config.js';
 import { readCsv } from '../support/csv-files.js';
-import { freePort, pool, postJson } from '../support/http-client.js';
+import { freePort, pool, postJson, answers200 } from '../support/http-client.js';
+import { jsonLines } from '../support/logs.js';
 import { ROOT } from '../support/paths.js';
 import { tempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
@@ -78,10 +79,7 @@ function state(pid: number): string {
 function appLogLines(): Array<Record<string, unknown>> {
   const file = join(dir?.path as string, 'logs', 'pm2-out.log');
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((line) => line.startsWith('{') && line.endsWith('}'))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  return jsonLines(readFileSync(file, 'utf8'));
 }
 
 const logged = (pid: number, msg: string) => appLogLines().some((line) => line.pid === pid && line.msg === msg);
@@ -130,13 +128,7 @@ describe('ecosystem.config.cjs under PM2', () => {
     // SPEC section 7: PM2 must not kill a drain part-way.
     expect((first as Pm2Process).pm2_env.kill_timeout).toBeGreaterThan(Number(DEFAULTS.SHUTDOWN_TIMEOUT_SEC) * 1000);
 
-    await waitFor(async () => {
-      try {
-        return (await fetch(`${url}/healthz`)).ok;
-      } catch {
-        return false;
-      }
-    }, '/healthz under PM2');
+    await waitFor(() => answers200(`${url}/healthz`), '/healthz under PM2');
 
     const durable = await postJson(`${url}/data?ack=durable`, { id: 'first', phase: 'before' });
     expect(durable).toEqual(expect.objectContaining({ status: 201, body: { status: 'stored', rows: 1 } }));

@@ -17,11 +17,10 @@ import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort } from '../support/http-client.js';
-import { type ServerProcess, killServer, runServer } from '../support/server-process.js';
-import { tempDir } from '../support/temp-dir.js';
-import { waitFor } from '../support/wait.js';
+import { MAIN } from '../support/paths.js';
 import { type Disk, checkFileSystem, copyImage, createDisk, holdWriteback, mountImage, powerCutUnsupported, run, unmount } from '../support/power-cut-disk.js';
+import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
+import { tempDir } from '../support/temp-dir.js';
 
 const CUT_POINTS = 5;
 const IMAGE_MB = 64;
@@ -167,20 +166,8 @@ interface Work {
 
 /** Starts the built server and waits for `path` to answer 200; throws with its output if it exits first. */
 async function serve(env: Record<string, string>, path: string, timeoutMs: number, work: Work): Promise<ServerProcess> {
-  const server = runServer({ ...SERVER_ENV, PORT: String(await freePort()), ...env });
+  const server = await startServer({ ...SERVER_ENV, ...env }, MAIN, { ready: path, timeoutMs });
   work.servers.push(server);
-  await waitFor(
-    async () => {
-      if (server.child.exitCode !== null || server.child.signalCode !== null) throw new Error(`the server exited during start-up:\n${server.output()}`);
-      try {
-        return (await fetch(`${server.url}${path}`)).status === 200;
-      } catch {
-        return false;
-      }
-    },
-    `${path} to answer 200`,
-    timeoutMs,
-  );
   return server;
 }
 

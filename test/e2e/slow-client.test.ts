@@ -11,19 +11,14 @@ import { once } from 'node:events';
 import { type Socket, connect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useServers } from '../support/server-process.js';
+import { useTempDir } from '../support/temp-dir.js';
 
-let server: ServerProcess | undefined;
-let cleanup: (() => void) | undefined;
+const dir = useTempDir('sensor-ingest-slow-');
+const servers = useServers();
 const sockets: Socket[] = [];
-
-afterEach(async () => {
+afterEach(() => {
   for (const socket of sockets.splice(0)) socket.destroy();
-  await killServer(server);
-  server = undefined;
-  cleanup?.();
-  cleanup = undefined;
 });
 
 interface SlowAnswer {
@@ -64,10 +59,8 @@ async function sendSlowly(port: number, head: string, trickle = '', everyMs = 1_
 
 describe('slow clients', () => {
   it('get a JSON 408 within 2 s of the limit: headers due at 10 s, the whole request at 30 s; nothing is stored', async () => {
-    const dir = tempDir('sensor-ingest-slow-');
-    cleanup = dir.cleanup;
     const dataDir = join(dir.path, 'data');
-    server = await startServer({ DATA_DIR: dataDir, LOG_DIR: join(dir.path, 'logs') });
+    const server = await servers.start({ DATA_DIR: dataDir, LOG_DIR: join(dir.path, 'logs') });
     const body = JSON.stringify({ t: 21.5, note: 'sent one byte a second' });
     const [headers, wholeRequest] = await Promise.all([
       // Headers begun and never finished.

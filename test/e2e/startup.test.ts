@@ -10,28 +10,21 @@ import { type Server, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, postJson } from '../support/http-client.js';
-import { type ServerProcess, killServer, runServer, startServer } from '../support/server-process.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useServers, logLine, serverEnv } from '../support/server-process.js';
+import { useTempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 
-let dir: { path: string; cleanup: () => void } | undefined;
+const dir = useTempDir();
 let blocker: Server | undefined;
-const servers: ServerProcess[] = [];
-
 afterEach(async () => {
-  for (const s of servers.splice(0)) {
-    await killServer(s);
-  }
   if (blocker !== undefined) await new Promise((resolve) => blocker?.close(resolve));
   blocker = undefined;
-  dir?.cleanup();
-  dir = undefined;
 });
+const servers = useServers();
 
 /** Runs the built server to its end; returns the exit and stdout and stderr apart. */
 async function runToExit(env: Record<string, string>): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
-  const s = runServer(env);
-  servers.push(s);
+  const s = servers.run(env);
   let stdout = '';
   let stderr = '';
   s.child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -49,7 +42,6 @@ function lines(text: string): string[] {
 
 describe('start-up failures', () => {
   it('a bad config exits 78 with one stderr line per bad variable: name, value, accepted form', async () => {
-    dir = tempDir();
     const dataDir = join(dir.path, 'data');
     const result = await runToExit({
       PORT: '70000',
@@ -68,14 +60,13 @@ describe('start-up failures', () => {
   });
 
   it('a bad secret is named on stderr but its value is not shown', async () => {
-    dir = tempDir();
-    const result = await runToExit({
-      PORT: '0',
-      INGEST_TOKEN: 'hunter2 with spaces',
-      ACK_MODE: 'sometimes',
-      DATA_DIR: join(dir.path, 'data'),
-      LOG_DIR: join(dir.path, 'logs'),
-    });
+    const result = await runToExit(
+      serverEnv(dir.path, {
+        PORT: '0',
+        INGEST_TOKEN: 'hunter2 with spaces',
+        ACK_MODE: 'sometimes',
+      }),
+    );
 
     expect(result.code).toBe(78);
     expect(lines(result.stderr)).toEqual([
@@ -86,7 +77,6 @@ describe('start-up failures', () => {
   });
 
   it('a DATA_DIR under a regular file exits 1 with one line naming it', async () => {
-    dir = tempDir();
     // Tests run as root, and chmod does not stop root: a path through a file does.
     const file = join(dir.path, 'not-a-dir');
     writeFileSync(file, 'x');
@@ -102,14 +92,13 @@ describe('start-up failures', () => {
   });
 
   it('a port in use exits 1 with one line saying so', async () => {
-    dir = tempDir();
     const taken = createServer();
     blocker = taken;
     taken.listen(0, '127.0.0.1');
     await once(taken, 'listening');
     const port = (taken.address() as { port: number }).port;
 
-    const result = await runToExit({ PORT: String(port), HOST: '127.0.0.1', DATA_DIR: join(dir.path, 'data'), LOG_DIR: join(dir.path, 'logs') });
+    const result = await runToExit(serverEnv(dir.path, { PORT: String(port), HOST: '127.0.0.1' }));
 
     expect(result.code).toBe(1);
     const [line, ...more] = lines(result.stderr);
@@ -123,23 +112,16 @@ describe('start-up failures', () => {
 
 describe('start-up log', () => {
   it("'sensor-ingest started' carries the effective config with the tokens redacted; no log line shows them", async () => {
-    dir = tempDir();
     const ingestToken = 'ingest-s3cret-7f3a9c';
     const readToken = 'read-s3cret-1b2d4e';
-    const s = await startServer({
-      DATA_DIR: join(dir.path, 'data'),
-      LOG_DIR: join(dir.path, 'logs'),
+    const s = await servers.start(serverEnv(dir.path, {
       INGEST_TOKEN: ingestToken,
       READ_TOKEN: readToken,
       MAX_BATCH_ROWS: '250',
-    });
-    servers.push(s);
+    }));
 
     // Logs go through pino's transport thread: the line may trail the first /healthz answer.
-    const started = await waitFor(
-      () => s.logLines().find((line) => line.msg === 'sensor-ingest started'),
-      "the 'sensor-ingest started' log line",
-    );
+    const started = await logLine(s, 'sensor-ingest started');
     expect(started).toMatchObject({
       level: 30,
       version: expect.stringMatching(/^\d+\.\d+\.\d+/),

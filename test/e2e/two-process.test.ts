@@ -7,11 +7,12 @@ import * as nodeFs from 'node:fs';
 import { existsSync, readFileSync, readdirSync, statSync, watch } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { csvNameOfState, readFileState, stateDirOf } from '../../src/storage/file-state.js';
 import { pool, postJson } from '../support/http-client.js';
-import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
-import { tempDir } from '../support/temp-dir.js';
+import { jsonLines } from '../support/logs.js';
+import { type ServerProcess, useServers } from '../support/server-process.js';
+import { testDir } from '../support/temp-dir.js';
 
 const POSTS_PER_SERVER = 1500;
 const CONCURRENCY = 16;
@@ -20,30 +21,15 @@ const KEY_EVERY = 10;
 const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const ARCHIVE = /^data\.(\d{8}T\d{6}Z)(?:-(\d+))?\.csv$/;
 
-let servers: ServerProcess[] = [];
-let cleanups: Array<() => void> = [];
-
-afterEach(async () => {
-  await Promise.all(servers.map(killServer));
-  servers = [];
-  for (const cleanup of cleanups) cleanup();
-  cleanups = [];
-});
+const servers = useServers();
 
 type Reading = Record<string, string | number>;
 
 /** Starts two servers on one DATA_DIR (each with its own LOG_DIR). */
 async function startPair(): Promise<{ dataDir: string; a: ServerProcess; b: ServerProcess }> {
-  const dir = tempDir('sensor-ingest-two-');
-  cleanups.push(dir.cleanup);
-  const dataDir = join(dir.path, 'data');
-  const [a, b] = await Promise.all(
-    ['a', 'b'].map(async (tag) => {
-      const server = await startServer({ DATA_DIR: dataDir, LOG_DIR: join(dir.path, `logs-${tag}`) });
-      servers.push(server);
-      return server;
-    }),
-  );
+  const dir = testDir('sensor-ingest-two-');
+  const dataDir = join(dir, 'data');
+  const [a, b] = await Promise.all(['a', 'b'].map((tag) => servers.start({ DATA_DIR: dataDir, LOG_DIR: join(dir, `logs-${tag}`) })));
   return { dataDir, a: a as ServerProcess, b: b as ServerProcess };
 }
 
@@ -133,17 +119,7 @@ function expectBatchesContiguous(rows: Array<Record<string, string>>): void {
 
 /** Stored log lines of a server, skipping anything that is not a whole JSON line. */
 function logLines(server: ServerProcess): Array<Record<string, unknown>> {
-  return server
-    .output()
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .flatMap((line) => {
-      try {
-        return [JSON.parse(line) as Record<string, unknown>];
-      } catch {
-        return [];
-      }
-    });
+  return jsonLines(server.output());
 }
 
 /** Archives in the order they were made: by timestamp, then by `-n` suffix. */
@@ -169,7 +145,7 @@ describe('two server processes on one DATA_DIR', () => {
     const watcher = watch(dataDir, (_event, name) => {
       if (name !== null) seen.add(name.toString());
     });
-    cleanups.push(() => watcher.close());
+    onTestFinished(() => watcher.close());
     const reading = (src: string) => (request: number, part: number): Reading => ({
       id: `${src}-${request}-${part}`,
       src,

@@ -4,26 +4,18 @@
  * has one header, and holds every row ever acknowledged exactly once.
  */
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readCsv } from '../support/csv-files.js';
-import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useServers, serverEnv } from '../support/server-process.js';
+import { useTempDir } from '../support/temp-dir.js';
 
 const ROUNDS = 20;
 /** The loop stops early (still asserting) if the rounds take longer than this. */
 const TIME_BUDGET_MS = 150_000;
 const IN_FLIGHT = 16;
 
-let dir: ReturnType<typeof tempDir>;
-let server: ServerProcess | undefined;
-beforeEach(() => {
-  dir = tempDir();
-});
-afterEach(async () => {
-  await killServer(server);
-  server = undefined;
-  dir.cleanup();
-});
+const dir = useTempDir();
+const servers = useServers();
 
 /** Posts unique ids until the server dies; returns the ids answered 201. */
 async function loadUntilDead(url: string, round: number, killAfterMs: number, kill: () => void): Promise<string[]> {
@@ -57,26 +49,23 @@ async function loadUntilDead(url: string, round: number, killAfterMs: number, ki
 
 describe('crash points', () => {
   it(`SIGKILL at random moments, ${ROUNDS} rounds: every acknowledged row present exactly once after each restart`, async () => {
-    const env = {
-      DATA_DIR: join(dir.path, 'data'),
-      LOG_DIR: join(dir.path, 'logs'),
+    const env = serverEnv(dir.path, {
       ACK_MODE: 'durable',
       // Short pauses between commits, so a kill lands now inside a write, now between writes.
       COMMIT_INTERVAL_MS: '10',
-    };
+    });
     const started = Date.now();
     const acked = new Set<string>();
     let rounds = 0;
     while (rounds < ROUNDS && Date.now() - started < TIME_BUDGET_MS) {
-      server = await startServer(env);
-      const running = server;
+      const running = await servers.start(env);
       const killAfterMs = 50 + Math.floor(Math.random() * 400);
       for (const id of await loadUntilDead(running.url, rounds, killAfterMs, () => running.child.kill('SIGKILL'))) acked.add(id);
       await running.exited;
       rounds++;
 
       // The next start repairs whatever the kill cut; check the file as that restart leaves it.
-      server = await startServer(env);
+      const server = await servers.start(env);
       const records = readCsv(join(env.DATA_DIR, 'data.csv')); // strict: throws on a torn or ragged row
       // A kill before the first commit leaves no file yet; otherwise one header, first.
       if (records.length > 0) expect(records[0]).toEqual(['received_at', 'id', 'text']);

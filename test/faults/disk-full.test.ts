@@ -6,26 +6,18 @@
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { NO_TMPFS, fill, mountTmpfs, unmountAll } from '../support/tmpfs.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import { readCsv } from '../support/csv-files.js';
 import { postJson } from '../support/http-client.js';
-import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useServers } from '../support/server-process.js';
+import { useTempDir } from '../support/temp-dir.js';
+import { NO_TMPFS, fill, mountTmpfs, unmountAll } from '../support/tmpfs.js';
 import { waitFor } from '../support/wait.js';
 
-let dir: ReturnType<typeof tempDir>;
-let server: ServerProcess | undefined;
-
-beforeEach(() => {
-  dir = tempDir();
-});
-afterEach(async () => {
-  await killServer(server);
-  server = undefined;
-  unmountAll();
-  dir.cleanup();
-});
+const dir = useTempDir();
+// Registered before useServers: vitest runs afterEach hooks last first, so the server stops before the unmount.
+afterEach(() => unmountAll());
+const servers = useServers();
 
 async function metricsJson(url: string): Promise<Record<string, number>> {
   return (await (await fetch(`${url}/metrics?format=json`)).json()) as Record<string, number>;
@@ -47,7 +39,7 @@ describe('disk full', () => {
     const disk = smallDisk(context);
     if (disk === null) return;
     const dataDir = join(disk, 'data');
-    server = await startServer({
+    const server = await servers.start({
       DATA_DIR: dataDir,
       LOG_DIR: logsOnSameDisk ? join(disk, 'logs') : join(dir.path, 'logs'),
       WRITE_QUEUE_MAXSIZE: '100',
@@ -106,7 +98,7 @@ describe('disk full', () => {
     const disk = smallDisk(context);
     if (disk === null) return;
     const dataDir = join(disk, 'data');
-    server = await startServer({
+    const server = await servers.start({
       DATA_DIR: dataDir,
       LOG_DIR: join(dir.path, 'logs'),
       WRITE_RETRIES: '1',

@@ -7,23 +7,15 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, constants, openSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { freePort, postJson } from '../support/http-client.js';
+import { describe, expect, it } from 'vitest';
+import { freePort, postJson, answers200 } from '../support/http-client.js';
 import { MAIN } from '../support/paths.js';
-import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
-import { tempDir } from '../support/temp-dir.js';
+import { useServers } from '../support/server-process.js';
+import { useTempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 
-let dir: ReturnType<typeof tempDir>;
-let server: ServerProcess | undefined;
-beforeEach(() => {
-  dir = tempDir();
-});
-afterEach(async () => {
-  await killServer(server);
-  server = undefined;
-  dir.cleanup();
-});
+const dir = useTempDir();
+const servers = useServers();
 
 const readyz = async (url: string) => {
   const res = await fetch(`${url}/readyz`);
@@ -33,7 +25,7 @@ const readyz = async (url: string) => {
 describe('a write blocked in the kernel', () => {
   it('is hung in /readyz after WRITE_TIMEOUT_SEC, and SIGTERM exits non-zero at SHUTDOWN_TIMEOUT_SEC all the same', async () => {
     const dataDir = join(dir.path, 'data');
-    server = await startServer({ DATA_DIR: dataDir, LOG_DIR: join(dir.path, 'logs'), WRITE_TIMEOUT_SEC: '1', SHUTDOWN_TIMEOUT_SEC: '2' });
+    const server = await servers.start({ DATA_DIR: dataDir, LOG_DIR: join(dir.path, 'logs'), WRITE_TIMEOUT_SEC: '1', SHUTDOWN_TIMEOUT_SEC: '2' });
     const url = server.url;
     expect((await readyz(url)).status).toBe(200);
     // Made after start-up: repair would wait on it too. A FIFO opened read-write takes 64 KiB, then write() blocks.
@@ -46,7 +38,7 @@ describe('a write blocked in the kernel', () => {
       return ready.status === 503 && ready.body.checks.writer.hung === true ? ready : null;
     }, 'the writer check to say hung');
     expect(hung.body.checks.writer).toMatchObject({ ok: false, hung: true, stalled: true, alive: true });
-    await waitFor(() => server?.logLines().find((line) => line.msg === 'writer stalled' && line.hung === true), 'the writer stalled WARN');
+    await waitFor(() => server.logLines().find((line) => line.msg === 'writer stalled' && line.hung === true), 'the writer stalled WARN');
     // Everything else still answers.
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
 
@@ -83,7 +75,7 @@ describe('stdout that nobody reads', () => {
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
       const url = `http://127.0.0.1:${port}`;
-      await waitFor(async () => (await fetch(`${url}/healthz`).catch(() => null))?.ok, 'the server to answer');
+      await waitFor(() => answers200(`${url}/healthz`), 'the server to answer');
       // About 300 bytes of log a request: 1,000 of them fill the 64 KiB pipe many times over.
       for (let i = 0; i < 1000; i++) await fetch(`${url}/data`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"t":1}' });
       const signalledAt = Date.now();

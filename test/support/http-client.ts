@@ -1,4 +1,4 @@
-/** A test as a client over real sockets: a free port, a JSON POST, requests a few at a time. */
+/** A test as a client over real sockets: a free port, a GET that may find nothing listening, a JSON POST, requests a few at a time. */
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 
@@ -11,6 +11,15 @@ export async function freePort(): Promise<number> {
   server.close();
   if (address === null || typeof address === 'string') throw new Error('no port');
   return address.port;
+}
+
+/** Whether a GET of `url` answers 200 now (false while nothing listens there). */
+export async function answers200(url: string): Promise<boolean> {
+  try {
+    return (await fetch(url)).status === 200;
+  } catch {
+    return false;
+  }
 }
 
 /** POSTs JSON; returns status, headers and parsed body. */

@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
-import { freePort } from './http-client.js';
+import { answers200, freePort } from './http-client.js';
 import { MAIN, ROOT } from './paths.js';
 import { waitFor } from './wait.js';
 
@@ -23,8 +23,8 @@ export interface ServerProcess {
 }
 
 /** DATA_DIR and LOG_DIR as `<root>/data` and `<root>/logs`, and `extra`. */
-export function serverEnv(root: string, extra: Record<string, string> = {}): Record<string, string> {
-  return { DATA_DIR: join(root, 'data'), LOG_DIR: join(root, 'logs'), ...extra };
+export function serverEnv<Extra extends Record<string, string>>(root: string, extra?: Extra): { DATA_DIR: string; LOG_DIR: string } & Extra {
+  return { DATA_DIR: join(root, 'data'), LOG_DIR: join(root, 'logs'), ...(extra as Extra) };
 }
 
 /** Runs the built server (`node dist/main.js`) with the given environment. */
@@ -68,8 +68,17 @@ export async function killServer(server: ServerProcess | undefined): Promise<voi
   await server.exited;
 }
 
+/**
+ * Waits for the server's JSON log line with this `msg` on stdout, and returns
+ * it: logs go through pino's transport thread, so a line may trail the
+ * HTTP answers.
+ */
+export function logLine(server: ServerProcess, msg: string, timeoutMs?: number): Promise<Record<string, unknown>> {
+  return waitFor(() => server.logLines().find((line) => line.msg === msg), `the '${msg}' log line`, timeoutMs);
+}
+
 export interface StartOptions {
-  /** The path that must answer 2xx before the server counts as started (default /healthz). */
+  /** The path that must answer 200 before the server counts as started (default /healthz). */
   readonly ready?: string;
   readonly timeoutMs?: number;
   /** The working directory (default the checkout). */
@@ -92,11 +101,7 @@ export async function startServer(env: Record<string, string>, entry = MAIN, { r
     await waitFor(
       async () => {
         if (exitedEarly) throw new Error(`server exited during start-up:\n${server.output()}`);
-        try {
-          return (await fetch(`${server.url}${ready}`)).ok;
-        } catch {
-          return false;
-        }
+        return answers200(`${server.url}${ready}`);
       },
       `the server to answer ${ready}`,
       timeoutMs,
