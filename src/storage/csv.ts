@@ -213,10 +213,12 @@ export interface CsvRecord {
   readonly fields: string[];
 }
 
-/** The header record: its fields, and the byte offset just past its `\n`. */
+/** The header record: its fields, the byte offset just past its `\n`, and the line's bytes. */
 export interface HeaderRecord {
   readonly fields: string[];
   readonly end: number;
+  /** The line as it is in the file, `\n` included (a view of the read buffer: copy it to keep it). */
+  readonly line: Buffer;
 }
 
 /** Most headers are well under this: one small read. */
@@ -230,10 +232,29 @@ function toUtf8(field: string): string {
   return /\P{ASCII}/u.test(field) ? Buffer.from(field, 'latin1').toString('utf8') : field;
 }
 
-/** The header at the start of `bytes` (the file's first bytes), or null if no whole first record is in them. */
+/**
+ * The header at the start of `bytes` (the file's first bytes): its first
+ * line, or null if no line end is in them yet. A header never holds a line
+ * break (keys refuse control characters), so the first `\n` ends it, even in
+ * a foreign file whose first line opens a quote it never closes: such a line
+ * reads as no columns, not as a header that swallows the rows after it.
+ */
 function headerIn(bytes: Buffer): HeaderRecord | null {
-  const record = parseRecord(bytes.toString('latin1'));
-  return record === null ? null : { fields: record.fields.map(toUtf8), end: record.end };
+  const newline = bytes.indexOf(0x0a);
+  if (newline < 0) return null;
+  const record = parseRecord(bytes.toString('latin1', 0, newline + 1));
+  return { fields: record === null ? [] : record.fields.map(toUtf8), end: newline + 1, line: bytes.subarray(0, newline + 1) };
+}
+
+/** Reads `length` bytes at `position` into `buffer`, however many reads it takes (NFS and FUSE return short reads); fewer only at the end of the file. */
+export function readFully(fs: ReadFs, fd: number, buffer: Buffer, length: number, position: number): number {
+  let filled = 0;
+  while (filled < length) {
+    const read = fs.readSync(fd, buffer, filled, length - filled, position + filled);
+    if (read <= 0) break;
+    filled += read;
+  }
+  return filled;
 }
 
 /**
@@ -255,7 +276,7 @@ function nextHeaderRead(last: number, limit: number): number {
 export function readHeaderRecord(fs: ReadFs, fd: number, limit: number): HeaderRecord | null {
   for (let want = nextHeaderRead(0, limit); want > 0; want = nextHeaderRead(want, limit)) {
     const buffer = Buffer.allocUnsafe(want);
-    const read = fs.readSync(fd, buffer, 0, want, 0);
+    const read = readFully(fs, fd, buffer, want, 0);
     const header = headerIn(buffer.subarray(0, read));
     if (header !== null || read < want) return header;
   }
@@ -388,7 +409,7 @@ export async function readTail(path: string, maxBytes = TAIL_BYTES, open: OpenFi
       if (head.length < want) break; // the file shrank since its stat
     }
     if (header === null) {
-      if (head.length >= MAX_HEADER_BYTES) throw new Error(`${path} has no header line in its first ${MAX_HEADER_BYTES} bytes: not a CSV file this server wrote`);
+      if (size > MAX_HEADER_BYTES && head.length >= MAX_HEADER_BYTES) throw new Error(`${path} has no header line in its first ${MAX_HEADER_BYTES} bytes: not a CSV file this server wrote`);
       return null;
     }
 

@@ -2,8 +2,7 @@ import * as nodeFs from 'node:fs';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readHeaderRecord, readRecords, scanRows } from '../../src/storage/csv.js';
-import { encodeLine } from '../../src/storage/csv.js';
+import { MAX_HEADER_BYTES, encodeLine, readHeaderRecord, readRecords, readTail, scanRows } from '../../src/storage/csv.js';
 import { useTempDir } from '../support/temp-dir.js';
 
 const dir = useTempDir();
@@ -127,10 +126,36 @@ describe('readRecords', () => {
 describe('readHeaderRecord', () => {
   it('reads the first line and where it ends, or null when it is not whole', () => {
     const { fd, size } = fileOf(LINES.join(''));
-    expect(readHeaderRecord(nodeFs, fd, size)).toEqual({ fields: ROWS[0], end: Buffer.byteLength(LINES[0] as string) });
+    expect(readHeaderRecord(nodeFs, fd, size)).toMatchObject({ fields: ROWS[0], end: Buffer.byteLength(LINES[0] as string) });
     const cut = fileOf('received_at,ä');
     expect(readHeaderRecord(nodeFs, cut.fd, cut.size)).toBeNull();
     expect(readHeaderRecord(nodeFs, fd, Buffer.byteLength(LINES[0] as string) - 1)).toBeNull();
+  });
+});
+
+describe('one header reader for every reader of a file', () => {
+  it('ends a header at its first line end, even when a foreign first line opens a quote it never closes', async () => {
+    const { fd, size } = fileOf('"id,name\n1,a\n2,b\n');
+    expect(readHeaderRecord(nodeFs, fd, size)).toMatchObject({ fields: [], end: 9 });
+    // The async reader (/streams, the dashboard) agrees: no columns, and no rows swallowed into a header.
+    expect(await readTail(join(dir.path, 'f0.csv'))).toMatchObject({ header: [] });
+  });
+
+  it('reads through short reads (NFS, FUSE) instead of taking a header for missing', () => {
+    const header = ['received_at', ...Array.from({ length: 500 }, (_, i) => `column_${i}`)];
+    const { fd, size } = fileOf(encodeLine(header) + encodeLine(header.map(() => '1')));
+    const stingy = {
+      readSync: ((fd: number, buffer: Buffer, offset: number, length: number, position: number) =>
+        nodeFs.readSync(fd, buffer, offset, Math.min(length, 100), position)) as typeof nodeFs.readSync,
+    };
+    expect(readHeaderRecord(stingy, fd, size)?.fields).toEqual(header);
+  });
+
+  it('says a file of exactly MAX_HEADER_BYTES without a line end has no header yet, and one past it is not ours', async () => {
+    fileOf(Buffer.alloc(MAX_HEADER_BYTES, 0x61));
+    expect(await readTail(join(dir.path, 'f0.csv'))).toBeNull();
+    fileOf(Buffer.alloc(MAX_HEADER_BYTES + 1, 0x61));
+    await expect(readTail(join(dir.path, 'f1.csv'))).rejects.toThrow(/no header line in its first 16777216 bytes/);
   });
 });
 

@@ -15,7 +15,7 @@
  */
 import * as nodeFs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { RECEIVED_AT, encodeLine, encodeRows, endOfLastRow, guardCell, headerColumns, readHeaderRecord } from '../../storage/csv.js';
+import { RECEIVED_AT, encodeLine, encodeRows, endOfLastRow, guardCell, headerColumns, readFully, readHeaderRecord } from '../../storage/csv.js';
 import type { BatchResult, BatchTask, FileBatch, FileOutcome, Row } from '../task.js';
 import { archiveFileName } from '../../storage/file-names.js';
 import { cachedHeader, forgetRowEnd, knownRowEnd, rememberHeader, rememberRowEnd } from './file-memory.js';
@@ -421,14 +421,12 @@ function readHeader(fs: WriterFs, path: string, file: OpenFile): string[] | null
   if (cached !== undefined) {
     if (knownRowEnd(path, file.ino, file.size) === file.size) return cached.cells;
     const start = Buffer.allocUnsafe(cached.line.length);
-    if (fs.readSync(file.fd, start, 0, start.length, 0) === start.length && start.equals(cached.line)) return cached.cells;
+    if (readFully(fs, file.fd, start, start.length, 0) === start.length && start.equals(cached.line)) return cached.cells;
   }
   // No whole first line (none within MAX_HEADER_BYTES): not a header of ours, and the file is archived like one without a header.
   const header = readHeaderRecord(fs, file.fd, file.size);
   if (header === null) return null;
-  const line = Buffer.allocUnsafe(header.end);
-  fs.readSync(file.fd, line, 0, header.end, 0);
-  rememberHeader(path, file.ino, line, header.fields);
+  rememberHeader(path, file.ino, Buffer.from(header.line), header.fields);
   return header.fields;
 }
 
