@@ -8,31 +8,24 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, headers } from '@nats-io/transport-node';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, killServer } from '../support/server-process.js';
-import { tempDir } from '../support/temp-dir.js';
-import { waitFor } from '../support/wait.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SITE, metricSum, rowsOf, collectorEnv } from '../support/edge-central.js';
 import { requireNatsServer, startNats, stopAllNats } from '../support/nats.js';
-import { SITE, metricSum, rowsOf, startCollector } from '../support/edge-central.js';
+import { COLLECT } from '../support/paths.js';
+import { useServers } from '../support/server-process.js';
+import { testDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 
-let collector: ServerProcess | undefined;
-let cleanup: (() => void) | undefined;
-afterEach(async () => {
-  await killServer(collector);
-  collector = undefined;
-  cleanup?.();
-  cleanup = undefined;
-});
+const servers = useServers();
 afterAll(stopAllNats);
 
 describe('the collector and cells that collide after the formula guard', () => {
   it('terminates the message, counts it invalid, writes none of it, and goes on with the next', async (context) => {
     requireNatsServer(context);
     const nats = await startNats();
-    const made = tempDir('nats-collide-');
-    cleanup = made.cleanup;
-    const dataDir = join(made.path, 'data');
-    collector = await startCollector(dataDir, join(made.path, 'logs'), nats.url);
+    const dir = testDir('nats-collide-');
+    const dataDir = join(dir, 'data');
+    const collector = await servers.start(collectorEnv(dir, nats.url), COLLECT);
 
     const nc = await connect({ servers: nats.url });
     const jsm = await jetstreamManager(nc);
@@ -53,7 +46,7 @@ describe('the collector and cells that collide after the formula guard', () => {
     expect(rowsOf(join(dataDir, SITE), 's1')).toEqual([{ received_at: '2026-11-23T10:15:00.000Z', id: 'fine', "'=a": 'guarded, as the edge sends it' }]);
     expect(readFileSync(join(dataDir, SITE, 's1.csv'), 'utf8')).not.toContain('colliding');
     await waitFor(
-      () => collector?.logLines().find((line) => line.msg === 'invalid message terminated' && line.why === "keys '=a' and ''=a' land on the same column"),
+      () => collector.logLines().find((line) => line.msg === 'invalid message terminated' && line.why === "keys '=a' and ''=a' land on the same column"),
       'a WARN naming the collision',
     );
   }, 60_000);

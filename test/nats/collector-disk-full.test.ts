@@ -11,38 +11,35 @@ import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { encodeRowMessage, messageId } from '../../src/nats/row-message.js';
-import { NO_TMPFS, fill, mountTmpfs, unmountAll } from '../support/tmpfs.js';
-import { type ServerProcess, killServer } from '../support/server-process.js';
-import { tempDir } from '../support/temp-dir.js';
-import { waitFor } from '../support/wait.js';
+import { duplicateIds, metricSum, rowsOf } from '../support/edge-central.js';
 import { requireNatsServer, startNats, stopAllNats } from '../support/nats.js';
-import { duplicateIds, metricSum, rowsOf, startCollector } from '../support/edge-central.js';
+import { COLLECT } from '../support/paths.js';
+import { useServers } from '../support/server-process.js';
+import { testDir } from '../support/temp-dir.js';
+import { NO_TMPFS, fill, mountTmpfs, unmountAll } from '../support/tmpfs.js';
+import { waitFor } from '../support/wait.js';
 
 const FILE_ID = '0123456789abcdef';
-let dir: ReturnType<typeof tempDir> | undefined;
-let collector: ServerProcess | undefined;
-
-afterEach(async () => {
-  await killServer(collector);
-  unmountAll();
-  dir?.cleanup();
-});
+// Registered before useServers: vitest runs afterEach hooks last first, so the collector stops before the unmount.
+afterEach(() => unmountAll());
+const servers = useServers();
 afterAll(stopAllNats);
 
 describe('the collector on a full disk', () => {
   it('SIGTERM while it cannot write: ERROR, exit 1 within SHUTDOWN_TIMEOUT_SEC; after a restart with room, every row once', async (context) => {
     requireNatsServer(context);
-    dir = tempDir('collect-full-');
-    const disk = join(dir.path, 'disk');
+    const dir = testDir('collect-full-');
+    const disk = join(dir, 'disk');
     if (!mountTmpfs(disk, '512k')) {
       context.skip(NO_TMPFS);
       return;
     }
     const nats = await startNats();
     const dataDir = join(disk, 'data');
-    const logDir = join(dir.path, 'logs');
+    const logDir = join(dir, 'logs');
     const faults = { WRITE_RETRIES: '1', WRITE_BACKOFF_BASE_SEC: '0.02', WRITE_BACKOFF_MAX_SEC: '0.2', SHUTDOWN_TIMEOUT_SEC: '3' };
-    collector = await startCollector(dataDir, logDir, nats.url, faults);
+    const env = { DATA_DIR: dataDir, LOG_DIR: logDir, NATS_URL: nats.url };
+    let collector = await servers.start({ ...env, ...faults }, COLLECT);
     const central = join(dataDir, 'pi');
 
     const nc = await connect({ servers: nats.url });
@@ -62,7 +59,7 @@ describe('the collector on a full disk', () => {
 
     const filler = fill(disk);
     await publish(Array.from({ length: 20 }, (_, i) => 20 + i));
-    await waitFor(async () => (await metricSum(collector?.url ?? '', 'write_error_total')) > 0, 'a failed central write');
+    await waitFor(async () => (await metricSum(collector.url, 'write_error_total')) > 0, 'a failed central write');
 
     const signalledAt = Date.now();
     collector.child.kill('SIGTERM');
@@ -74,7 +71,7 @@ describe('the collector on a full disk', () => {
     expect(stopMs).toBeLessThan(3_000 + 2_500);
 
     rmSync(filler);
-    collector = await startCollector(dataDir, logDir, nats.url);
+    collector = await servers.start(env, COLLECT);
     // Within 15 s of the SIGTERM: without the nak, JetStream would hand them out again only 30 s after it
     // last delivered them, which was before the SIGTERM.
     await waitFor(() => rowsOf(central, 'data').length >= 40, 'all 40 central rows', Math.max(1, 15_000 - (Date.now() - signalledAt)));

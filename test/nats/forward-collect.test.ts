@@ -6,30 +6,17 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
 import { connect, headers } from '@nats-io/transport-node';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SITE, STREAMS, duplicateIds, ingestEnv, metricSum, postLoad, rowKey, rowsOf, waitForCentral, collectorEnv } from '../support/edge-central.js';
 import { freePort } from '../support/http-client.js';
-import { type ServerProcess, startServer } from '../support/server-process.js';
-import { tempDir } from '../support/temp-dir.js';
-import { waitFor } from '../support/wait.js';
 import { requireNatsServer, startNats, stopAllNats } from '../support/nats.js';
-import { SITE, STREAMS, duplicateIds, ingestEnv, metricSum, postLoad, rowKey, rowsOf, startCollector, waitForCentral } from '../support/edge-central.js';
+import { COLLECT } from '../support/paths.js';
+import { useServers } from '../support/server-process.js';
+import { testDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 
-const started: ServerProcess[] = [];
-const dirs: Array<{ cleanup: () => void }> = [];
-
-function dir(): string {
-  const made = tempDir('nats-e2e-');
-  dirs.push(made);
-  return made.path;
-}
-
-afterEach(async () => {
-  for (const server of started.splice(0)) {
-    server.child.kill('SIGKILL');
-    await server.exited;
-  }
-  for (const made of dirs.splice(0)) made.cleanup();
-});
+const servers = useServers();
+const dir = () => testDir('nats-e2e-');
 afterAll(stopAllNats);
 
 describe('forwarding and collecting', () => {
@@ -37,10 +24,8 @@ describe('forwarding and collecting', () => {
     requireNatsServer(context);
     const nats = await startNats();
     const [edge, central] = [dir(), dir()];
-    const ingest = await startServer(ingestEnv(join(edge, 'data'), join(edge, 'logs'), nats.url));
-    started.push(ingest);
-    const collector = await startCollector(join(central, 'data'), join(central, 'logs'), nats.url);
-    started.push(collector);
+    const ingest = await servers.start(ingestEnv(edge, nats.url));
+    const collector = await servers.start(collectorEnv(central, nats.url), COLLECT);
 
     const acked = await postLoad(() => ingest.url, 2000, { widenEvery: 400 });
     expect(acked.size).toBe(2000);
@@ -68,8 +53,7 @@ describe('forwarding and collecting', () => {
     const natsPort = await freePort();
     const natsUrl = `nats://127.0.0.1:${natsPort}`;
     const [edge, central] = [dir(), dir()];
-    const ingest = await startServer(ingestEnv(join(edge, 'data'), join(edge, 'logs'), natsUrl));
-    started.push(ingest);
+    const ingest = await servers.start(ingestEnv(edge, natsUrl));
 
     const acked = await postLoad(() => ingest.url, 400, { concurrency: 20 });
     expect(acked.size).toBe(400);
@@ -77,8 +61,7 @@ describe('forwarding and collecting', () => {
     await waitFor(async () => (await metricSum(ingest.url, 'forward_lag_rows')) === 400, 'forward_lag_rows to count the 400 waiting rows');
 
     const nats = await startNats({ port: natsPort });
-    const collector = await startCollector(join(central, 'data'), join(central, 'logs'), nats.url);
-    started.push(collector);
+    await servers.start(collectorEnv(central, nats.url), COLLECT);
     await waitForCentral(join(central, 'data'), acked, STREAMS);
     await waitFor(async () => (await metricSum(ingest.url, 'forward_lag_rows')) === 0, 'forward_lag_rows back to 0', 30_000);
     expect(await metricSum(ingest.url, 'forward_connected')).toBe(1);
@@ -91,8 +74,7 @@ describe('forwarding and collecting', () => {
   it('SIGTERM with NATS unreachable still drains and exits 0 at once; the rows wait in the files for the next start', async () => {
     const [edge] = [dir()];
     const natsUrl = `nats://127.0.0.1:${await freePort()}`;
-    const ingest = await startServer(ingestEnv(join(edge, 'data'), join(edge, 'logs'), natsUrl));
-    started.push(ingest);
+    const ingest = await servers.start(ingestEnv(edge, natsUrl));
     const acked = await postLoad(() => ingest.url, 100, { concurrency: 10 });
     const stopAsked = Date.now();
     ingest.child.kill('SIGTERM');
@@ -107,10 +89,8 @@ describe('forwarding and collecting', () => {
     const nats = await startNats();
     const [edge, central] = [dir(), dir()];
     // The ingest server creates the stream; it also gives the collector one good row to prove it runs.
-    const ingest = await startServer(ingestEnv(join(edge, 'data'), join(edge, 'logs'), nats.url));
-    started.push(ingest);
-    const collector = await startCollector(join(central, 'data'), join(central, 'logs'), nats.url);
-    started.push(collector);
+    const ingest = await servers.start(ingestEnv(edge, nats.url));
+    const collector = await servers.start(collectorEnv(central, nats.url), COLLECT);
     const good = await postLoad(() => ingest.url, 1, {});
     await waitForCentral(join(central, 'data'), good, STREAMS);
 

@@ -11,7 +11,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
 import request from 'supertest';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { createCollectorApp } from '../../src/collector/app.js';
 import { createMetrics } from '../../src/server/metrics.js';
 import { openCollectJournal } from '../../src/collector/journal.js';
@@ -23,25 +23,17 @@ import { createStreamActivity } from '../../src/server/stream-activity.js';
 import { writeFileStateDurably } from '../../src/storage/file-state.js';
 import { createInlineRunner } from '../../src/writer/runners.js';
 import { type Writer, createWriter } from '../../src/writer/writer.js';
+import { rowsOf } from '../support/edge-central.js';
 import { freePort } from '../support/http-client.js';
 import { memoryLogger } from '../support/logs.js';
-import { tempDir } from '../support/temp-dir.js';
+import { requireNatsServer, startNats, stopAllNats } from '../support/nats.js';
+import { testDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 import { testConfig } from '../support/writer.js';
-import { requireNatsServer, startNats, stopAllNats } from '../support/nats.js';
-import { rowsOf } from '../support/edge-central.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
 afterAll(stopAllNats);
 
-function dir(): string {
-  const made = tempDir('nats-inproc-');
-  cleanups.push(made.cleanup);
-  return made.path;
-}
+const dir = () => testDir('nats-inproc-');
 
 const reading = (i: number) => ({ columns: ['id', 'temp'], cells: [`r${i}`, String(20 + i / 10)] });
 
@@ -60,9 +52,9 @@ describe('the forwarder, in process', () => {
       metrics: createForwardMetrics(registry, config.streams),
       timing: { pollMs: 50, lagWarnMs: 300, lagCheckMs: 50, retryMaxMs: 200 },
     });
-    cleanups.push(() => forwarder.close());
+    onTestFinished(() => forwarder.close());
     const writer = createWriter({ config, runner: createInlineRunner(), logger, events: { fileWritten: () => forwarder.notify() } });
-    cleanups.push(() => writer.close());
+    onTestFinished(() => writer.close());
 
     await Promise.all(Array.from({ length: 30 }, (_, i) => writer.enqueue('data', [reading(i)], Date.now())));
     await waitFor(() => forwarder.lag().get('data') === 30, 'the lag to count 30 rows');
@@ -91,9 +83,9 @@ describe('the forwarder, in process', () => {
     const config = testConfig(dataDir, { NATS_URL: `nats://127.0.0.1:${await freePort()}`, SITE_ID: 'pi', STREAMS: 'data' });
     const { logger } = memoryLogger();
     const forwarder = startForwarder({ config, logger, metrics: createForwardMetrics(new Registry(), config.streams), timing: { pollMs: 50 } });
-    cleanups.push(() => forwarder.close());
+    onTestFinished(() => forwarder.close());
     const writer = createWriter({ config, runner: createInlineRunner(), logger, events: { fileWritten: () => forwarder.notify() } });
-    cleanups.push(() => writer.close());
+    onTestFinished(() => writer.close());
     for (let i = 0; i < 4; i++) await writer.enqueue('data', [reading(i)], Date.now());
     // A new key archives data.csv: 4 rows in the archive, 1 in the new file.
     await writer.enqueue('data', [{ columns: ['id', 'extra'], cells: ['r4', 'x'] }], Date.now());
@@ -111,7 +103,7 @@ describe('the forwarder, in process', () => {
     const config = testConfig(dataDir, { NATS_URL: nats.url, SITE_ID: 'pi', STREAMS: 'data', CSV_ROTATE: 'daily' });
     const { logger } = memoryLogger();
     const writer = createWriter({ config, runner: createInlineRunner(), logger });
-    cleanups.push(() => writer.close());
+    onTestFinished(() => writer.close());
     const day = 86_400_000;
     const today = Date.now();
     // Three day files, written one after the other before forwarding starts: sent in the order they were created.
@@ -119,9 +111,9 @@ describe('the forwarder, in process', () => {
     for (let i = 5; i < 10; i++) await writer.enqueue('data', [reading(i)], today - day);
     for (let i = 10; i < 15; i++) await writer.enqueue('data', [reading(i)], today);
     const forwarder = startForwarder({ config, logger, metrics: createForwardMetrics(new Registry(), config.streams) });
-    cleanups.push(() => forwarder.close());
+    onTestFinished(() => forwarder.close());
     const nc = await connect({ servers: nats.url });
-    cleanups.push(() => nc.close());
+    onTestFinished(() => nc.close());
     const jsm = await jetstreamManager(nc);
     await waitFor(async () => (await jsm.streams.info('SENSORS').catch(() => undefined))?.state.messages === 15, '15 messages in the stream');
     const ids: string[] = [];
@@ -174,9 +166,9 @@ describe('the collector, in process', () => {
     const edge = testConfig(edgeDir, { NATS_URL: nats.url, SITE_ID: 'pi', STREAMS: 'data' });
     const { logger } = memoryLogger();
     const forwarder = startForwarder({ config: edge, logger, metrics: createForwardMetrics(new Registry(), edge.streams) });
-    cleanups.push(() => forwarder.close());
+    onTestFinished(() => forwarder.close());
     const writer = createWriter({ config: edge, runner: createInlineRunner(), logger, events: { fileWritten: () => forwarder.notify() } });
-    cleanups.push(() => writer.close());
+    onTestFinished(() => writer.close());
     await Promise.all(Array.from({ length: 50 }, (_, i) => writer.enqueue('data', [reading(i)], Date.now())));
 
     const first = await collectorOn(nats.url, centralDir, 'first');
@@ -190,7 +182,7 @@ describe('the collector, in process', () => {
 
     // A new consumer starts from the stream's first message: every row is one the journal has.
     const second = await collectorOn(nats.url, centralDir, 'second');
-    cleanups.push(second.stop);
+    onTestFinished(second.stop);
     await waitFor(async () => (await second.registry.getSingleMetricAsString('collect_duplicates_total')).endsWith(' 50'), '50 duplicates skipped');
     expect(rowsOf(join(centralDir, 'pi'), 'data').map((row) => row.id)).toEqual(Array.from({ length: 50 }, (_, i) => `r${i}`));
     expect(rowsOf(edgeDir, 'data')).toEqual(rowsOf(join(centralDir, 'pi'), 'data'));
@@ -207,7 +199,7 @@ describe('the forwarder and a file not in our form', () => {
     writeFileSync(join(dataDir, '.sensor-ingest', 'files', 'data.csv.state'), 'v1 0123456789abcdef 1795478663812 0000000000000033\n');
     const { logger, lines } = memoryLogger();
     const forwarder = startForwarder({ config, logger, metrics: createForwardMetrics(new Registry(), config.streams), timing: { pollMs: 20 } });
-    cleanups.push(() => forwarder.close());
+    onTestFinished(() => forwarder.close());
     await waitFor(() => lines.some((line) => line.msg === 'file does not start with received_at; not forwarded'), 'the WARN');
     // Many passes later, still one WARN and no lag.
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -230,9 +222,9 @@ describe('the forwarder and the fsynced length', () => {
     writeFileStateDurably(nodeFs, join(dataDir, 'data.csv'), { id: '0123456789abcdef', created: 1, synced: vouched });
     const { logger } = memoryLogger();
     const forwarder = startForwarder({ config, logger, metrics: createForwardMetrics(new Registry(), config.streams), timing: { pollMs: 20 } });
-    cleanups.push(() => forwarder.close());
+    onTestFinished(() => forwarder.close());
     const nc = await connect({ servers: nats.url });
-    cleanups.push(() => nc.close());
+    onTestFinished(() => nc.close());
     const jsm = await jetstreamManager(nc);
     const messages = async () => (await jsm.streams.info('SENSORS').catch(() => undefined))?.state.messages;
     await waitFor(async () => (await messages()) === 2 && forwarder.lag().get('data') === 0, 'the two vouched rows sent');

@@ -5,31 +5,16 @@
  * is killed.
  */
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, startServer } from '../support/server-process.js';
-import { tempDir } from '../support/temp-dir.js';
-import { waitFor } from '../support/wait.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SITE, STREAMS, duplicateIds, ingestEnv, metricSum, postLoad, rowKey, rowsOf, waitForCentral, collectorEnv } from '../support/edge-central.js';
 import { requireNatsServer, startNats, startNatsCluster, stopAllNats, streamLeader } from '../support/nats.js';
-import { SITE, STREAMS, duplicateIds, ingestEnv, metricSum, postLoad, rowKey, rowsOf, startCollector, waitForCentral } from '../support/edge-central.js';
+import { COLLECT } from '../support/paths.js';
+import { type ServerProcess, killServer, useServers } from '../support/server-process.js';
+import { testDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 
-const started: ServerProcess[] = [];
-const dirs: Array<{ cleanup: () => void }> = [];
-
-function dir(): string {
-  const made = tempDir('nats-kill-');
-  dirs.push(made);
-  return made.path;
-}
-
-async function kill(server: ServerProcess): Promise<void> {
-  server.child.kill('SIGKILL');
-  await server.exited;
-}
-
-afterEach(async () => {
-  for (const server of started.splice(0)) await kill(server);
-  for (const made of dirs.splice(0)) made.cleanup();
-});
+const servers = useServers();
+const dir = () => testDir('nats-kill-');
 afterAll(stopAllNats);
 
 /** The edge's rows and the central rows agree exactly, with no id twice; returns the central row count. */
@@ -50,20 +35,17 @@ describe('exactly once under faults', () => {
     requireNatsServer(context);
     const nats = await startNats();
     const [edge, central] = [dir(), dir()];
-    const env = ingestEnv(join(edge, 'data'), join(edge, 'logs'), nats.url, { ACK_MODE: 'durable' });
-    let ingest = await startServer(env);
-    started.push(ingest);
-    const collector = await startCollector(join(central, 'data'), join(central, 'logs'), nats.url);
-    started.push(collector);
+    const env = ingestEnv(edge, nats.url, { ACK_MODE: 'durable' });
+    let ingest = await servers.start(env);
+    await servers.start(collectorEnv(central, nats.url), COLLECT);
 
     const load = postLoad(() => ingest.url, 3000, { concurrency: 30, widenEvery: 150, retryRefused: true });
     for (let round = 1; round <= 2; round++) {
       // Kill once this process has taken 600 rows and forwarding is under way.
       await waitFor(async () => (await metricSum(ingest.url, 'ingest_rows_total')) >= 600, `600 rows posted (round ${round})`, 60_000);
       await waitFor(async () => (await metricSum(ingest.url, 'forward_rows_total')) > 0, 'forwarding to be under way');
-      await kill(ingest);
-      ingest = await startServer(env);
-      started.push(ingest);
+      await killServer(ingest);
+      ingest = await servers.start(env);
     }
     const ackedIds = await load;
     expect(ackedIds.size).toBe(3000);
@@ -80,11 +62,9 @@ describe('exactly once under faults', () => {
     requireNatsServer(context);
     const nats = await startNats();
     const [edge, central] = [dir(), dir()];
-    const ingest = await startServer(ingestEnv(join(edge, 'data'), join(edge, 'logs'), nats.url));
-    started.push(ingest);
-    const centralEnv: [string, string, string] = [join(central, 'data'), join(central, 'logs'), nats.url];
-    let collector = await startCollector(...centralEnv);
-    started.push(collector);
+    const ingest = await servers.start(ingestEnv(edge, nats.url));
+    const centralEnv = collectorEnv(central, nats.url);
+    let collector = await servers.start(centralEnv, COLLECT);
 
     const load = postLoad(() => ingest.url, 4000, { concurrency: 20, widenEvery: 300 });
     // Once every row is posted and collected there is nothing new to write: a later round still kills and restarts.
@@ -102,9 +82,8 @@ describe('exactly once under faults', () => {
       );
       // A random moment while rows stream in: inside a write, between a write and its journal line, or between batches.
       await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 150)));
-      await kill(collector);
-      collector = await startCollector(...centralEnv);
-      started.push(collector);
+      await killServer(collector);
+      collector = await servers.start(centralEnv, COLLECT);
       cuts += collector.logLines().filter((line) => line.msg === 'cut rows written but not journaled; they come again').length;
     }
     const ackedIds = await load;
@@ -120,11 +99,9 @@ describe('exactly once under faults', () => {
     requireNatsServer(context);
     const nats = await startNats();
     const [edge, central] = [dir(), dir()];
-    const env = ingestEnv(join(edge, 'data'), join(edge, 'logs'), nats.url, { ACK_MODE: 'durable' });
-    const [one, two] = [await startServer(env), await startServer(env)];
-    started.push(one, two);
-    const collector = await startCollector(join(central, 'data'), join(central, 'logs'), nats.url);
-    started.push(collector);
+    const env = ingestEnv(edge, nats.url, { ACK_MODE: 'durable' });
+    const [one, two] = [await servers.start(env), await servers.start(env)];
+    await servers.start(collectorEnv(central, nats.url), COLLECT);
     const forwarding = async (server: ServerProcess): Promise<boolean> =>
       ((await (await fetch(`${server.url}/readyz`)).json()) as { checks: { forward: { forwarding: boolean } } }).checks.forward.forwarding;
 
@@ -138,7 +115,7 @@ describe('exactly once under faults', () => {
     expect(holders.filter(Boolean)).toHaveLength(1);
     const [holder, other] = holders[0] ? [one, two] : [two, one];
 
-    await kill(holder);
+    await killServer(holder);
     const second = await postLoad(() => other.url, 300, { concurrency: 10, prefix: 'c' });
     // The dead holder's lock goes stale after 10 s; the other takes it and sends the rest.
     await waitForCentral(join(central, 'data'), second, STREAMS, 60_000);
@@ -152,10 +129,8 @@ describe('exactly once under faults', () => {
     const cluster = await startNatsCluster(3);
     const natsUrl = cluster.urls.join(',');
     const [edge, central] = [dir(), dir()];
-    const ingest = await startServer(ingestEnv(join(edge, 'data'), join(edge, 'logs'), natsUrl, { NATS_REPLICAS: '3' }));
-    started.push(ingest);
-    const collector = await startCollector(join(central, 'data'), join(central, 'logs'), natsUrl, { NATS_REPLICAS: '3' });
-    started.push(collector);
+    const ingest = await servers.start(ingestEnv(edge, natsUrl, { NATS_REPLICAS: '3' }));
+    await servers.start(collectorEnv(central, natsUrl, { NATS_REPLICAS: '3' }), COLLECT);
 
     const first = await postLoad(() => ingest.url, 600, { concurrency: 20, prefix: 'a' });
     await waitForCentral(join(central, 'data'), first, STREAMS);

@@ -7,27 +7,18 @@
  */
 import { renameSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { statePathOf } from '../../src/storage/file-state.js';
+import { SITE, duplicateIds, ingestEnv, metricSum, rowsOf, waitForCentral, collectorEnv } from '../support/edge-central.js';
 import { postJson } from '../support/http-client.js';
-import { type ServerProcess, killServer, startServer } from '../support/server-process.js';
-import { tempDir } from '../support/temp-dir.js';
-import { waitFor } from '../support/wait.js';
 import { requireNatsServer, startNats, stopAllNats } from '../support/nats.js';
-import { SITE, duplicateIds, ingestEnv, metricSum, rowsOf, startCollector, waitForCentral } from '../support/edge-central.js';
+import { COLLECT } from '../support/paths.js';
+import { useServers } from '../support/server-process.js';
+import { testDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 
-const started: ServerProcess[] = [];
-const dirs: Array<{ cleanup: () => void }> = [];
-const dir = (): string => {
-  const made = tempDir('nats-state-');
-  dirs.push(made);
-  return made.path;
-};
-
-afterEach(async () => {
-  for (const server of started.splice(0)) await killServer(server);
-  for (const made of dirs.splice(0)) made.cleanup();
-});
+const servers = useServers();
+const dir = () => testDir('nats-state-');
 afterAll(stopAllNats);
 
 describe('a file state that cannot be read', () => {
@@ -37,10 +28,8 @@ describe('a file state that cannot be read', () => {
     const [edge, central] = [dir(), dir()];
     const dataDir = join(edge, 'data');
     const env = { WRITE_RETRIES: '1', WRITE_BACKOFF_BASE_SEC: '0.02', WRITE_BACKOFF_MAX_SEC: '0.1', STREAMS: 's1' };
-    const ingest = await startServer(ingestEnv(dataDir, join(edge, 'logs'), nats.url, env));
-    started.push(ingest);
-    const collector = await startCollector(join(central, 'data'), join(central, 'logs'), nats.url);
-    started.push(collector);
+    const ingest = await servers.start(ingestEnv(edge, nats.url, env));
+    const collector = await servers.start(collectorEnv(central, nats.url), COLLECT);
 
     const post = async (id: string) => (await postJson(`${ingest.url}/s1`, { id, t: 1 })).status;
     const first = new Set(['a1', 'a2', 'a3']);

@@ -1,24 +1,25 @@
 /**
- * What the NATS end-to-end tests share: an ingest server that forwards, a
- * collector, a load of readings with unique ids, and the comparison of the
- * edge's files with the central ones, row by row.
+ * What the NATS end-to-end tests share: the environments of an ingest server
+ * that forwards and of a collector, a load of readings with unique ids, and
+ * the comparison of the edge's files with the central ones, row by row.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { pool, postJson } from './http-client.js';
-import { COLLECT } from './paths.js';
-import { type ServerProcess, startServer } from './server-process.js';
+import { serverEnv } from './server-process.js';
 import { waitFor } from './wait.js';
 
 export const SITE = 'edge1';
 
-export function ingestEnv(dataDir: string, logDir: string, natsUrl: string, env: Record<string, string> = {}): Record<string, string> {
-  return { DATA_DIR: dataDir, LOG_DIR: logDir, NATS_URL: natsUrl, SITE_ID: SITE, STREAMS: 's1,s2,s3,s4', ...env };
+/** The environment of an ingest server at SITE that forwards to `natsUrl`, with its data and logs in `root` (`root/data`, `root/logs`). */
+export function ingestEnv(root: string, natsUrl: string, env: Record<string, string> = {}): Record<string, string> {
+  return serverEnv(root, { NATS_URL: natsUrl, SITE_ID: SITE, STREAMS: 's1,s2,s3,s4', ...env });
 }
 
-export function startCollector(dataDir: string, logDir: string, natsUrl: string, env: Record<string, string> = {}): Promise<ServerProcess> {
-  return startServer({ DATA_DIR: dataDir, LOG_DIR: logDir, NATS_URL: natsUrl, ...env }, COLLECT);
+/** The environment of a collector (run it with entry COLLECT) reading from `natsUrl`, its central files and logs in `root`. */
+export function collectorEnv(root: string, natsUrl: string, env: Record<string, string> = {}): Record<string, string> {
+  return serverEnv(root, { NATS_URL: natsUrl, ...env });
 }
 
 /** One row: its received_at and its non-empty cells (an empty cell and a missing column read alike). */

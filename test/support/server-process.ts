@@ -116,7 +116,10 @@ export async function startServer(env: Record<string, string>, entry = MAIN, { r
 /**
  * For a test file that runs server processes: `start` and `run` are
  * startServer and runServer, and whatever they started is SIGKILLed after
- * each test if it still runs (before the test's temp dirs are removed).
+ * each test if it still runs, before the test's temp dirs (useTempDir,
+ * testDir) are removed. Vitest runs afterEach hooks last registered first:
+ * a hook that must run after the kill (an unmount) is registered before
+ * this call.
  */
 export function useServers(): {
   start: (env: Record<string, string>, entry?: string, options?: StartOptions) => Promise<ServerProcess>;
