@@ -9,14 +9,11 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULTS, loadConfig } from '../../src/shared/config.js';
 import { ROOT } from '../support/paths.js';
-import { useTempDir } from '../support/temp-dir.js';
 import { NO_SYSTEMD_ANALYZE, directives, verifyUnit } from '../support/systemd-unit.js';
 
 const UNIT = join(ROOT, 'deploy', 'sensor-ingest-collect.service');
 const INGEST_UNIT = join(ROOT, 'deploy', 'sensor-ingest.service');
 const ENV_FILE = join(ROOT, 'deploy', 'sensor-ingest-collect.env');
-
-const dir = useTempDir();
 
 /** `NAME=value` assignments of an environment file, in order. */
 function assignments(text: string): Array<[string, string]> {
@@ -62,7 +59,7 @@ describe('deploy/sensor-ingest-collect.service', () => {
   });
 
   it('passes systemd-analyze verify', (context) => {
-    const verified = verifyUnit(UNIT, dir.path);
+    const verified = verifyUnit(UNIT);
     if (verified === null) {
       context.skip(NO_SYSTEMD_ANALYZE);
       return;

@@ -3,12 +3,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../../src/shared/config.js';
 import { ROOT } from '../support/paths.js';
-import { useTempDir } from '../support/temp-dir.js';
 import { NO_SYSTEMD_ANALYZE, directives, verifyUnit } from '../support/systemd-unit.js';
 
 const UNIT = join(ROOT, 'deploy', 'sensor-ingest.service');
-
-const dir = useTempDir();
 
 describe('deploy/sensor-ingest.service', () => {
   const unit = directives(readFileSync(UNIT, 'utf8'));
@@ -32,7 +29,7 @@ describe('deploy/sensor-ingest.service', () => {
   });
 
   it('passes systemd-analyze verify', (context) => {
-    const verified = verifyUnit(UNIT, dir.path);
+    const verified = verifyUnit(UNIT);
     if (verified === null) {
       context.skip(NO_SYSTEMD_ANALYZE);
       return;

@@ -2,6 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { testDir } from './temp-dir.js';
 
 /** `Key=value` lines of a unit, by key (repeated keys keep every value). */
 export function directives(text: string): Map<string, string[]> {
@@ -16,13 +17,14 @@ export function directives(text: string): Map<string, string[]> {
 export const NO_SYSTEMD_ANALYZE = 'systemd-analyze is not installed (Debian package systemd; .ci/run installs it)';
 
 /**
- * `systemd-analyze verify` on a copy of `unit` in `dir`, with the one allowed
- * rewrite: ExecStart's /usr/bin/node to this machine's node (verify checks
- * that the binary exists). Null where systemd-analyze is not installed.
+ * In a test: `systemd-analyze verify` on a copy of `unit` in a temp dir of
+ * the test's, with the one allowed rewrite: ExecStart's /usr/bin/node to this
+ * machine's node (verify checks that the binary exists). Null where
+ * systemd-analyze is not installed.
  */
-export function verifyUnit(unit: string, dir: string): { output: string; status: number | null } | null {
+export function verifyUnit(unit: string): { output: string; status: number | null } | null {
   if (spawnSync('systemd-analyze', ['--version']).error) return null;
-  const copy = join(dir, basename(unit));
+  const copy = join(testDir('sensor-ingest-unit-'), basename(unit));
   writeFileSync(copy, readFileSync(unit, 'utf8').replace('ExecStart=/usr/bin/node ', `ExecStart=${process.execPath} `));
   const result = spawnSync('systemd-analyze', ['verify', copy], { encoding: 'utf8' });
   return { output: result.stderr + result.stdout, status: result.status };
