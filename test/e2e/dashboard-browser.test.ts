@@ -180,7 +180,7 @@ describe.runIf(run)('the dashboard in Chromium', () => {
 /** Pixels of the chart's canvas in its series colour (the first palette colour, #1f77b4). */
 async function seriesPixels(page: Page, selector: string): Promise<number> {
   // Runs in the page (the test's TypeScript has no DOM types, hence the plain string).
-  return (await page.evaluate(`(() => {
+  return await page.evaluate<number>(`(() => {
     const canvas = document.querySelector(${JSON.stringify(`${selector} canvas`)});
     const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
     let count = 0;
@@ -188,5 +188,5 @@ async function seriesPixels(page: Page, selector: string): Promise<number> {
       if (Math.abs(data[i] - 0x1f) < 40 && Math.abs(data[i + 1] - 0x77) < 40 && Math.abs(data[i + 2] - 0xb4) < 40 && data[i + 3] > 200) count++;
     }
     return count;
-  })()`)) as number;
+  })()`);
 }

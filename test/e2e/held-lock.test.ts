@@ -105,7 +105,7 @@ describe('a data file locked from outside', () => {
     expect((await postJson(`${url}/data`, { seq: 0, sensor: 'held-lock', note: 'refused' })).status).toBe(503);
     expect(compromised).toBeUndefined();
 
-    await (release as () => Promise<void>)();
+    await (release)();
     release = undefined;
 
     // Every acknowledged seq lands, in acceptance order, exactly once; the refused ones never do.

@@ -141,7 +141,7 @@ describe('ecosystem.config.cjs under PM2', () => {
     const loader = pool(IN_FLIGHT, IN_FLIGHT, async () => {
       while (!stop) {
         const id = `r${next++}`;
-        let status = 0;
+        let status: number;
         try {
           status = (await postJson(`${url}/data`, { id, phase: 'around' })).status;
         } catch {

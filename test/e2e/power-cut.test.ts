@@ -280,7 +280,7 @@ function inspect(dataDir: string, point: CutPoint): Findings {
     if (bytes[bytes.length - 1] !== 0x0a) problems.push(`${name} does not end with a whole row after start-up repair`);
     let records: string[][];
     try {
-      records = parse(bytes, { relax_column_count: true }) as string[][];
+      records = parse(bytes, { relax_column_count: true });
     } catch (error) {
       problems.push(`${name} does not parse: ${(error as Error).message}`);
       continue;

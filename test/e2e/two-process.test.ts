@@ -78,7 +78,7 @@ function readStrict(path: string): { header: string[]; rows: Array<Record<string
     relax_quotes: false,
     skip_empty_lines: false,
     skip_records_with_error: false,
-  }) as string[][];
+  });
   expect(records.length, `${path} has a header`).toBeGreaterThan(0);
   const header = records[0] as string[];
   expect(header[0]).toBe('received_at');
@@ -277,7 +277,7 @@ describe('two server processes on one DATA_DIR', () => {
     );
     const faults = [...logLines(a), ...logLines(b)]
       .filter((line) => line.msg === 'write failed' || line.msg === 'writer stalled')
-      .map((line) => `${line.msg} ${line.code ?? ''} pid ${line.pid}`);
+      .map((line) => `${String(line.msg)} ${JSON.stringify(line.code ?? '')} pid ${String(line.pid)}`);
     expect(faults, 'lock contention between two healthy servers reported as write faults').toEqual([]);
     expect(notReady, '/readyz answers while both servers are healthy').toEqual([]);
   });

@@ -194,7 +194,7 @@ function createFaultyFs() {
       step(() => {
         nodeFs.closeSync(fd);
         fdPaths.delete(fd);
-      }, undefined, `close ${short(pathOf(fd))}`)) as WriterFs['closeSync'],
+      }, undefined, `close ${short(pathOf(fd))}`)),
     writeSync: ((fd: number, buffer: Buffer, offset?: number, length?: number, position?: number | null) => {
       const from = offset ?? 0;
       const count = length ?? buffer.length - from;
@@ -223,12 +223,12 @@ function createFaultyFs() {
       step(() => {
         if (due('fsync', pathOf(fd)) !== undefined) throw injected('EIO');
         nodeFs.fsyncSync(fd);
-      }, undefined, `fsync ${short(pathOf(fd))}`)) as WriterFs['fsyncSync'],
+      }, undefined, `fsync ${short(pathOf(fd))}`)),
     ftruncateSync: ((fd: number, length?: number) =>
       step(() => {
         if (due('ftruncate', pathOf(fd)) !== undefined) throw injected('EIO');
         nodeFs.ftruncateSync(fd, length);
-      }, undefined, `ftruncate ${short(pathOf(fd))} ${length}`)) as WriterFs['ftruncateSync'],
+      }, undefined, `ftruncate ${short(pathOf(fd))} ${length}`)),
     renameSync: ((from: string, to: string) =>
       step(() => {
         if (due('rename', from) !== undefined) throw injected('EIO');
@@ -270,7 +270,9 @@ function createFaultyFs() {
       for (const fd of fdPaths.keys()) {
         try {
           nodeFs.closeSync(fd);
-        } catch {}
+        } catch {
+          // already closed by the code under test
+        }
       }
       fdPaths.clear();
     },
@@ -286,12 +288,13 @@ type FaultyFs = ReturnType<typeof createFaultyFs>;
  */
 function memoryLock(): LockFile {
   const held = new Set<string>();
-  return async (path) => {
-    if (held.has(path)) throw Object.assign(new Error(`${path} is locked by a batch still under way`), { code: 'ELOCKED' });
+  return (path) => {
+    if (held.has(path)) return Promise.reject(Object.assign(new Error(`${path} is locked by a batch still under way`), { code: 'ELOCKED' }));
     held.add(path);
-    return async () => {
+    return Promise.resolve(() => {
       held.delete(path);
-    };
+      return Promise.resolve();
+    });
   };
 }
 

@@ -172,7 +172,7 @@ describe('Retry-After', () => {
     // A slow disk (each commit takes 50 ms) measures the drain rate; then the writer is held.
     const inline = createInlineRunner();
     let commitDelayMs = 50;
-    let gate: Promise<void> | undefined;
+    let gate: Promise<void> | undefined = undefined;
     let open = () => {};
     const runner: BatchRunner = {
       ...inline,

@@ -50,7 +50,7 @@ async function writeFourDays(env: Record<string, string>): Promise<{ w: World; c
 }
 
 /** The records of a CSV text, header first (csv-parse: an independent reader). */
-const records = (text: string): string[][] => parse(text, { relaxColumnCount: false }) as string[][];
+const records = (text: string): string[][] => parse(text, { relaxColumnCount: false });
 
 /** Rows of the given files (in order) as objects keyed by column, for comparing with a download. */
 function rowsOfFiles(dir: string, files: string[]): Array<Record<string, string>> {

@@ -128,11 +128,11 @@ describe('the forwarder, in process', () => {
 });
 
 describe('the collector, in process', () => {
-  async function collectorOn(natsUrl: string, dataDir: string, consumer: string) {
+  function collectorOn(natsUrl: string, dataDir: string, consumer: string) {
     const config = testConfig(dataDir, { NATS_URL: natsUrl, COLLECT_CONSUMER: consumer });
     const { logger, lines } = memoryLogger();
     const registry = new Registry();
-    let writer: Writer | undefined;
+    let writer: Writer | undefined = undefined;
     const metrics = createMetrics({ registry, config: { ...config, streams: [] }, activity: createStreamActivity([], Date.now), queueLength: () => writer?.length ?? 0 });
     const ends = trackFileEnds();
     writer = createWriter({ config, runner: createInlineRunner(), logger, events: ends });
@@ -152,7 +152,7 @@ describe('the collector, in process', () => {
     const app = createCollectorApp({ version: '9.9.9', logger, dataDir, readToken: undefined, writer, metrics, natsCheck: () => ({ ok: collector.connected }) });
     const stop = async () => {
       await collector.close();
-      await (writer as Writer).close();
+      await (writer).close();
       journal.close();
     };
     return { collector, registry, lines, app, stop };
@@ -171,7 +171,7 @@ describe('the collector, in process', () => {
     onTestFinished(() => writer.close());
     await Promise.all(Array.from({ length: 50 }, (_, i) => writer.enqueue('data', [reading(i)], Date.now())));
 
-    const first = await collectorOn(nats.url, centralDir, 'first');
+    const first = collectorOn(nats.url, centralDir, 'first');
     await waitFor(() => rowsOf(join(centralDir, 'pi'), 'data').length === 50, '50 central rows');
     const ready = await request(first.app).get('/readyz');
     expect(ready.status).toBe(200);
@@ -181,7 +181,7 @@ describe('the collector, in process', () => {
     await first.stop();
 
     // A new consumer starts from the stream's first message: every row is one the journal has.
-    const second = await collectorOn(nats.url, centralDir, 'second');
+    const second = collectorOn(nats.url, centralDir, 'second');
     onTestFinished(second.stop);
     await waitFor(async () => (await second.registry.getSingleMetricAsString('collect_duplicates_total')).endsWith(' 50'), '50 duplicates skipped');
     expect(rowsOf(join(centralDir, 'pi'), 'data').map((row) => row.id)).toEqual(Array.from({ length: 50 }, (_, i) => `r${i}`));

@@ -40,7 +40,8 @@ export function buildWorld(
   const { logger, lines } = memoryLogger();
   const activity = createStreamActivity(config.streams, now);
   const history = createHistory(config.historyMax);
-  let writer: Writer | undefined;
+  // Set just below; the metrics read it at scrape time.
+  let writer: Writer | undefined = undefined;
   const queueLength = () => writer?.length ?? 0;
   const metrics = createMetrics({ registry: new Registry(), config, activity, queueLength, defaultMetrics });
   writer = createWriter({ config, runner, logger, events: metrics.writerEvents });

@@ -5,7 +5,7 @@ import { parse } from 'csv-parse/sync';
 /** Parses a CSV file into records (header first); [] if the file does not exist. */
 export function readCsv(path: string): string[][] {
   if (!existsSync(path)) return [];
-  return parse(readFileSync(path, 'utf8'), { relaxColumnCount: false }) as string[][];
+  return parse(readFileSync(path, 'utf8'), { relaxColumnCount: false });
 }
 
 /** The file's bytes as text, or null if it does not exist. */

@@ -47,7 +47,7 @@ export function rowsOf(dir: string, stream: string): RowMap[] {
   });
   const rows: RowMap[] = [];
   for (const file of files) {
-    const records = parse(readFileSync(join(dir, file), 'utf8'), { relax_column_count: false }) as string[][];
+    const records = parse(readFileSync(join(dir, file), 'utf8'), { relax_column_count: false });
     const [header, ...body] = records;
     for (const record of body) {
       const row: RowMap = {};

@@ -204,7 +204,7 @@ function handle(spec: ProcessSpec, binary: string): NatsServer & { start(timeout
         );
       } catch (error) {
         await killAndWait(started, 'SIGKILL');
-        throw new Error(`nats-server ${spec.name} did not start: ${(error as Error).message}\n--- ${spec.logFile} ---\n${tail(spec.logFile)}`);
+        throw new Error(`nats-server ${spec.name} did not start: ${(error as Error).message}\n--- ${spec.logFile} ---\n${tail(spec.logFile)}`, { cause: error });
       }
     },
     async stop(): Promise<void> {
@@ -386,7 +386,7 @@ export async function startNatsCluster(size = 3, options: ClusterOptions = {}): 
   } catch (error) {
     const logs = nodes.map((node) => `--- ${node.name} (${node.logFile}) ---\n${node.logTail(20)}`).join('\n');
     await Promise.all(nodes.map((node) => node.kill()));
-    throw new Error(`${(error as Error).message}\n${logs}`);
+    throw new Error(`${(error as Error).message}\n${logs}`, { cause: error });
   }
   return cluster;
 }

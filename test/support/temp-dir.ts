@@ -6,7 +6,7 @@ import { beforeEach, onTestFinished } from 'vitest';
 
 export interface TempDir {
   readonly path: string;
-  cleanup(): void;
+  readonly cleanup: () => void;
 }
 
 /** A fresh temp directory, removed by the returned cleanup. */

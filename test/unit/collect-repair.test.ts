@@ -32,11 +32,12 @@ const stateOf = (name: string) => readFileState(nodeFs, path(name));
 const text = (name: string) => readFileSync(path(name), 'utf8');
 
 /** A lock that records what it locked and released, in order. */
-const recordingLock: LockFile = async (locked) => {
+const recordingLock: LockFile = (locked) => {
   events.push(`lock ${locked.slice(dir.path.length + 1)}`);
-  return async () => {
+  return Promise.resolve(() => {
     events.push(`release ${locked.slice(dir.path.length + 1)}`);
-  };
+    return Promise.resolve();
+  });
 };
 
 const write = async (fileName: string, rows: ReturnType<typeof row>[]) =>

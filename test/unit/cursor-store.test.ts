@@ -73,7 +73,7 @@ describe('createCursorStore', () => {
           return handle;
         },
       },
-    } as typeof nodeFs;
+    };
     const store = createCursorStore(dir.path, counting);
     store.write(ID, 1);
     await store.flush();
@@ -115,7 +115,7 @@ describe('a cursor write that fails', () => {
           return open(...args);
         },
       },
-    } as typeof nodeFs;
+    };
     const store = createCursorStore(dir.path, flaky, (error) => errors.push(error));
     store.write(ID, 5);
     await expect(store.flush()).rejects.toThrow('EIO');

@@ -290,9 +290,7 @@ describe('restoreRecentPoints', () => {
     const now = Date.UTC(2026, 10, 23, 12, 0, 0);
     writeFileSync(join(dir.path, 'data.csv'), `received_at,t\n${new Date(now - 5000).toISOString()},1\n`);
     const live = createLivePointsFor(now);
-    const failing: OpenFile = async () => {
-      throw Object.assign(new Error('EIO: i/o error, open'), { code: 'EIO' });
-    };
+    const failing: OpenFile = () => Promise.reject(Object.assign(new Error('EIO: i/o error, open'), { code: 'EIO' }));
     const result = await restoreRecentPoints({ dataDir: dir.path, streams: ['data'], live, activity: createStreamActivity(['data'], () => now), now: () => now, open: failing });
     expect(result).toEqual({ rows: 0, bytes: 0, unreadable: [{ file: 'data.csv', error: 'EIO: i/o error, open' }] });
   });

@@ -12,12 +12,12 @@ function setup(config = { writeQueueMaxSize: 10, queueWarnThreshold: 0.8, inacti
   const { logger, lines } = memoryLogger();
   const activity = createStreamActivity(['data', 'data2'], () => now);
   monitor = createMonitor({ config, logger, activity, queueLength: () => queue, now: () => now });
-  const messages = () => lines.map((l) => `${l.level} ${l.msg}${l.stream ? ` ${l.stream}` : ''}`);
+  const messages = () => lines.map((l) => `${String(l.level)} ${String(l.msg)}${typeof l.stream === 'string' ? ` ${l.stream}` : ''}`);
   return {
     activity,
     messages,
     lines,
-    check: monitor.check,
+    check: () => monitor?.check(),
     advance: (ms: number) => (now += ms),
     setQueue: (n: number) => (queue = n),
     at: () => now,

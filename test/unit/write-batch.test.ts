@@ -201,7 +201,7 @@ describe('failures after the write', () => {
       ftruncateSync: ((fd: number, len?: number) => {
         if (truncateFails) throw eio();
         nodeFs.ftruncateSync(fd, len);
-      }) as WriterFs['ftruncateSync'],
+      }),
     };
   };
 

@@ -90,7 +90,7 @@ describe('createWriter', () => {
     ]);
   });
 
-  it('refuses rows that do not fit with a QueueFullError naming the queue (a 503 at the routes), all or none', async () => {
+  it('refuses rows that do not fit with a QueueFullError naming the queue (a 503 at the routes), all or none', () => {
     const runner = heldRunner(); // the first batch never finishes until released
     const { writer } = make({ WRITE_QUEUE_MAXSIZE: '3' }, runner);
     void writer.enqueue('data', [reading(1), reading(2)], Date.now());
