@@ -8,13 +8,15 @@ import type { Logger } from 'pino';
 import { noRoute, renderErrors } from '../server/errors.js';
 import type { Metrics } from '../server/metrics.js';
 import { createMetricsRouter } from '../server/metrics-route.js';
-import { type ReadyCheck, createOpsRouter } from '../server/health-routes.js';
+import { type OpsDeps, type ReadyCheck, createOpsRouter } from '../server/health-routes.js';
 import type { Writer } from '../writer/writer.js';
 
 export interface CollectorAppDeps {
   readonly version: string;
   readonly logger: Logger;
   readonly dataDir: string;
+  /** DATA_DIR's disk, for /readyz. */
+  readonly disk: OpsDeps['disk'];
   readonly readToken: string | undefined;
   readonly writer: Writer;
   readonly metrics: Metrics;
@@ -33,6 +35,7 @@ export function createCollectorApp(deps: CollectorAppDeps): Express {
     createOpsRouter({
       version: deps.version,
       dataDir: deps.dataDir,
+      disk: deps.disk,
       writer: deps.writer,
       now,
       startedAt: deps.startedAt ?? now(),

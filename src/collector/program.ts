@@ -9,11 +9,13 @@
  * acked), drain, exit 0.
  */
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import * as nodeFs from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { NAME } from '../shared/names.js';
+import { createDiskSpace } from '../server/disk-space.js';
 import { createMetrics } from '../server/metrics.js';
 import type { Program, ProgramContext, StartedProgram } from '../server/process.js';
 import { createStreamActivity } from '../server/stream-activity.js';
@@ -62,7 +64,8 @@ async function startCollecting({ config, logger, version, startedAt, fail, fatal
 
   const registry = new Registry();
   const queueLength = (): number => writer.length;
-  const metrics = createMetrics({ registry, config: { ...config, streams: [] }, activity: createStreamActivity([], Date.now), queueLength });
+  const disk = createDiskSpace({ dataDir: config.dataDir, minFreeBytes: config.diskMinFreeBytes, logger, listFiles: () => centralFilePaths(config.dataDir), now: Date.now });
+  const metrics = createMetrics({ registry, config: { ...config, streams: [] }, activity: createStreamActivity([], Date.now), queueLength, disk });
   const collectMetrics = createCollectMetrics(registry);
   const ends = trackFileEnds();
   const writer = createWriter({
@@ -84,6 +87,7 @@ async function startCollecting({ config, logger, version, startedAt, fail, fatal
     version,
     logger,
     dataDir: config.dataDir,
+    disk,
     readToken: config.readToken,
     writer,
     metrics,
@@ -93,6 +97,7 @@ async function startCollecting({ config, logger, version, startedAt, fail, fatal
 
   async function stop(signal: NodeJS.Signals, server: Server, left: () => number): Promise<0 | 1> {
     logger.info({ signal }, 'collector stopping');
+    disk.close();
     // The batch in hand first, then what the writer still holds.
     await collector.close(left());
     const unwritten = await writer.drain(left());
@@ -123,4 +128,15 @@ function hasCentralFiles(dataDir: string): boolean {
       return false;
     }
   });
+}
+
+/** Every central CSV file: `DATA_DIR/<site>/*.csv` (what the collector's DATA_DIR holds of rows). */
+async function centralFilePaths(dataDir: string): Promise<string[]> {
+  const paths: string[] = [];
+  for (const site of await readdir(dataDir, { withFileTypes: true })) {
+    if (!site.isDirectory() || !NAME.test(site.name)) continue;
+    const names = await readdir(join(dataDir, site.name)).catch(() => []);
+    for (const name of names) if (name.endsWith('.csv')) paths.push(join(dataDir, site.name, name));
+  }
+  return paths;
 }

@@ -41,6 +41,8 @@ export interface AppDeps {
   /** The dashboard's Server-Sent Events clients. */
   readonly eventHub: EventHub;
   readonly version: string;
+  /** DATA_DIR's disk, for /readyz. */
+  readonly disk: OpsDeps['disk'];
   readonly now?: () => number;
   readonly startedAt?: number;
   /** More `/readyz` checks, such as the forwarder's. */
@@ -74,6 +76,7 @@ export function createApp(deps: AppDeps): Express {
     createOpsRouter({
       version: deps.version,
       dataDir: config.dataDir,
+      disk: deps.disk,
       writer,
       now,
       startedAt: deps.startedAt ?? now(),

@@ -9,6 +9,7 @@ import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { Forwarder } from '../forwarder/forwarder.js';
+import { createDiskSpace } from '../server/disk-space.js';
 import { createMetrics } from '../server/metrics.js';
 import type { Program, ProgramContext, StartedProgram } from '../server/process.js';
 import { createStreamActivity } from '../server/stream-activity.js';
@@ -16,6 +17,7 @@ import type { Config } from '../shared/config.js';
 import { settledWithin } from '../shared/deadline.js';
 import { lockWaitingForHolder } from '../storage/lock.js';
 import { repairCurrentFiles } from '../storage/repair.js';
+import { streamFilePaths } from '../storage/stream-files.js';
 import { createThreadRunner } from '../writer/runners.js';
 import { createWriter } from '../writer/writer.js';
 import { createApp } from './app.js';
@@ -58,7 +60,14 @@ async function startIngest({ config, logger, version, startedAt }: ProgramContex
   const history = createHistory(config.historyMax);
   const queueLength = (): number => writer.length;
   const registry = new Registry();
-  const metrics = createMetrics({ registry, config, activity, queueLength });
+  const disk = createDiskSpace({
+    dataDir: config.dataDir,
+    minFreeBytes: config.diskMinFreeBytes,
+    logger,
+    listFiles: () => streamFilePaths(config.dataDir, config.streams),
+    now: Date.now,
+  });
+  const metrics = createMetrics({ registry, config, activity, queueLength, disk });
   // SPEC section 10: with NATS_URL set, committed rows also go to JetStream, read back from the files.
   // The NATS client is loaded only then: without it, a Pi that does not forward saves its memory and start-up time.
   const forwarder = config.natsUrl === undefined ? undefined : await startForwarding(config, logger, registry);
@@ -86,6 +95,7 @@ async function startIngest({ config, logger, version, startedAt }: ProgramContex
     eventHub,
     version,
     startedAt,
+    disk,
     ...(forwarder === undefined ? {} : { readyChecks: () => ({ forward: forwardCheck(forwarder) }) }),
   });
 
@@ -96,6 +106,7 @@ async function startIngest({ config, logger, version, startedAt }: ProgramContex
    */
   async function stop(signal: NodeJS.Signals, server: Server, left: () => number): Promise<0 | 1> {
     monitor.close();
+    disk.close();
     lifecycle.closing = true;
     // Open dashboards' event streams never end by themselves: server.close() would wait for them.
     eventHub.close();

@@ -6,11 +6,13 @@ import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { Router } from 'express';
 import type { Writer } from '../writer/writer.js';
+import type { DiskSpace } from './disk-space.js';
 import { refuseOtherMethods } from './other-methods.js';
 
 export interface OpsDeps {
   readonly version: string;
   readonly dataDir: string;
+  readonly disk: Pick<DiskSpace, 'freeBytes' | 'minFreeBytes'>;
   readonly writer: Writer;
   readonly now: () => number;
   /** When the process started, in epoch ms. */
@@ -47,10 +49,13 @@ export function createOpsRouter(deps: OpsDeps): Router {
       () => true,
       () => false,
     );
+    // SPEC section 12: ready only with room on the disk (ingest itself goes on until it is really full).
+    const freeBytes = await deps.disk.freeBytes().catch(() => null);
+    const roomy = freeBytes !== null && freeBytes >= deps.disk.minFreeBytes;
     const alive = writer.isAlive();
     const checks = {
       writer: { ok: alive && !writer.stalled, alive, stalled: writer.stalled, hung: writer.hung },
-      data_dir: { ok: dataDirWritable, path: deps.dataDir },
+      data_dir: { ok: dataDirWritable && roomy, path: deps.dataDir, free_bytes: freeBytes, min_free_bytes: deps.disk.minFreeBytes },
       queue: {
         ok: writer.length < writer.capacity && writer.bytes < writer.capacityBytes,
         length: writer.length,

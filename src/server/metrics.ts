@@ -6,6 +6,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry, collectDefaultMetrics } from 'prom-client';
 import type { Config } from '../shared/config.js';
+import type { DiskSpace } from './disk-space.js';
 import type { StreamActivity } from './stream-activity.js';
 import type { WriterEvents } from '../writer/writer.js';
 
@@ -17,6 +18,8 @@ export interface MetricsDeps {
   readonly activity: StreamActivity;
   /** Rows queued or being written, read at scrape time. */
   readonly queueLength: () => number;
+  /** DATA_DIR's free space and the stream files' size, read at scrape time (SPEC section 12). */
+  readonly disk: Pick<DiskSpace, 'freeBytes' | 'filesBytes'>;
   /** Node's process metrics (off in tests that build many registries). */
   readonly defaultMetrics?: boolean;
 }
@@ -134,6 +137,25 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     },
   });
 
+  const { disk } = deps;
+  new Gauge({
+    name: 'data_dir_bytes',
+    help: 'Bytes the stream files in DATA_DIR take, as stored.',
+    registers,
+    async collect() {
+      this.set(await disk.filesBytes());
+    },
+  });
+  new Gauge({
+    name: 'data_dir_free_bytes',
+    help: "Bytes free on DATA_DIR's file system.",
+    registers,
+    async collect() {
+      // A DATA_DIR that cannot be read leaves the gauge as it was; /readyz says why.
+      this.set(await disk.freeBytes().catch(() => Number.NaN));
+    },
+  });
+
   // Label children built once: no label lookup per request on the ingest path.
   // Routes are patterns and statuses a short list, so this map stays small.
   const requestChildren = new Map<string, { count: Counter.Internal; duration: Histogram.Internal<"method" | "route"> }>();
@@ -194,6 +216,8 @@ export function createMetrics(deps: MetricsDeps): Metrics {
           return idle === null ? null : Math.round(idle * 1000) / 1000;
         }),
         inactivity_warn_threshold_sec: config.inactivityWarnSec,
+        data_dir_bytes: await disk.filesBytes(),
+        data_dir_free_bytes: await disk.freeBytes().catch(() => null),
       };
     },
   };

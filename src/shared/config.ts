@@ -56,6 +56,8 @@ export interface Config {
   readonly writeQueueMaxBytes: number;
   /** SPEC section 11: a write or fsync unfinished after this counts as stalled (hung). */
   readonly writeTimeoutSec: number;
+  /** SPEC section 12: below this free space on DATA_DIR's file system, WARN and /readyz 503 (0: never). */
+  readonly diskMinFreeBytes: number;
 }
 
 /** SPEC section 2's defaults, as the strings an operator would write. */
@@ -90,6 +92,7 @@ export const DEFAULTS = Object.freeze({
   MAX_COLUMNS: '1024',
   WRITE_QUEUE_MAX_BYTES: '33554432',
   WRITE_TIMEOUT_SEC: '30',
+  DISK_MIN_FREE_BYTES: '104857600',
 });
 
 /** Variables whose values are secrets: never echoed in errors or logs. */
@@ -253,6 +256,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     maxColumns: whole('MAX_COLUMNS', 1, 100_000),
     writeQueueMaxBytes: whole('WRITE_QUEUE_MAX_BYTES', 1024, 17_179_869_184),
     writeTimeoutSec: seconds('WRITE_TIMEOUT_SEC'),
+    diskMinFreeBytes: whole('DISK_MIN_FREE_BYTES', 0, Number.MAX_SAFE_INTEGER),
   };
 
   if (problems.length > 0) throw new ConfigError(problems);

@@ -7,6 +7,7 @@
  * can reach a file outside them.
  */
 import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 
 export interface StreamFile {
   readonly name: string;
@@ -82,4 +83,11 @@ export function streamFileOf(fileName: string, streams: Iterable<string>): { str
     dayFile ??= { stream, archive: file.archivedAt !== null, day: file.day };
   }
   return dayFile;
+}
+
+/** The paths of every file of `streams` in `dataDir` (what DATA_DIR's stream files take is their sum). */
+export async function streamFilePaths(dataDir: string, streams: readonly string[]): Promise<string[]> {
+  const paths: string[] = [];
+  for (const stream of streams) for (const file of await listStreamFiles(dataDir, stream)) paths.push(join(dataDir, file.name));
+  return paths;
 }

@@ -208,7 +208,7 @@ describe('health', () => {
       status: 'ok',
       checks: {
         writer: { ok: true, alive: true, stalled: false, hung: false },
-        data_dir: { ok: true, path: worlds.dir },
+        data_dir: { ok: true, path: worlds.dir, free_bytes: expect.any(Number), min_free_bytes: 104857600 },
         queue: { ok: true, length: 0, max: 1, bytes: 0, max_bytes: 33554432 },
       },
     });
@@ -218,6 +218,20 @@ describe('health', () => {
     expect(full.body.status).toBe('error');
     expect(full.body.checks.queue).toEqual({ ok: false, length: 1, max: 1, bytes: 92, max_bytes: 33554432 });
     runner.release();
+  });
+
+  it('/readyz turns 503 when DATA_DIR\'s disk has less free space than DISK_MIN_FREE_BYTES, while ingest goes on (SPEC section 12)', async () => {
+    let blocks = 10;
+    const statfs = () => Promise.resolve({ bavail: blocks, bsize: 4096 });
+    const { app } = world({ env: { DISK_MIN_FREE_BYTES: '65536' }, statfs });
+    const low = await request(app).get('/readyz');
+    expect(low.status).toBe(503);
+    expect(low.body.checks.data_dir).toEqual({ ok: false, path: worlds.dir, free_bytes: 40960, min_free_bytes: 65536 });
+    await request(app).post('/data?ack=durable').send({ a: 1 }).expect(201);
+    blocks = 16;
+    const ready = await request(app).get('/readyz');
+    expect(ready.status).toBe(200);
+    expect(ready.body.checks.data_dir).toMatchObject({ ok: true, free_bytes: 65536 });
   });
 
   it('other methods on the fixed paths get 405 with Allow: GET, HEAD', async () => {

@@ -13,6 +13,7 @@ import { Registry } from 'prom-client';
 import request from 'supertest';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { createCollectorApp } from '../../src/collector/app.js';
+import { createDiskSpace } from '../../src/server/disk-space.js';
 import { createMetrics } from '../../src/server/metrics.js';
 import { openCollectJournal } from '../../src/collector/journal.js';
 import { createCollectMetrics } from '../../src/collector/metrics.js';
@@ -133,7 +134,8 @@ describe('the collector, in process', () => {
     const { logger, lines } = memoryLogger();
     const registry = new Registry();
     let writer: Writer | undefined = undefined;
-    const metrics = createMetrics({ registry, config: { ...config, streams: [] }, activity: createStreamActivity([], Date.now), queueLength: () => writer?.length ?? 0 });
+    const disk = createDiskSpace({ dataDir, minFreeBytes: config.diskMinFreeBytes, logger, listFiles: () => Promise.resolve([]), now: Date.now, watch: false });
+    const metrics = createMetrics({ registry, config: { ...config, streams: [] }, activity: createStreamActivity([], Date.now), queueLength: () => writer?.length ?? 0, disk });
     const ends = trackFileEnds();
     writer = createWriter({ config, runner: createInlineRunner(), logger, events: ends });
     const journal = openCollectJournal(dataDir);
@@ -149,7 +151,7 @@ describe('the collector, in process', () => {
         throw new Error(message);
       },
     });
-    const app = createCollectorApp({ version: '9.9.9', logger, dataDir, readToken: undefined, writer, metrics, natsCheck: () => ({ ok: collector.connected }) });
+    const app = createCollectorApp({ version: '9.9.9', logger, dataDir, disk, readToken: undefined, writer, metrics, natsCheck: () => ({ ok: collector.connected }) });
     const stop = async () => {
       await collector.close();
       await (writer).close();

@@ -13,7 +13,9 @@ import { createLivePoints } from '../../src/ingest/dashboard/live-points.js';
 import { createHistory } from '../../src/ingest/history.js';
 import { createIdempotencyStore } from '../../src/ingest/idempotency.js';
 import type { Lifecycle } from '../../src/ingest/lifecycle.js';
+import { type DiskSpaceDeps, createDiskSpace } from '../../src/server/disk-space.js';
 import { createMetrics } from '../../src/server/metrics.js';
+import { streamFilePaths } from '../../src/storage/stream-files.js';
 import { createStreamActivity } from '../../src/server/stream-activity.js';
 import { type BatchRunner, createInlineRunner } from '../../src/writer/runners.js';
 import { type Writer, createWriter } from '../../src/writer/writer.js';
@@ -29,12 +31,14 @@ export interface WorldOptions {
   defaultMetrics?: boolean;
   /** The dashboard's event hub settings (client cap, keep-alive period). */
   eventHub?: EventHubOptions;
+  /** DATA_DIR's file system as statfs sees it (the real one unless given). */
+  statfs?: DiskSpaceDeps['statfs'];
 }
 
 /** The app as main builds it, on an inline writer and a fresh registry, logging into memory. */
 export function buildWorld(
   dataDir: string,
-  { env = {}, runner = createInlineRunner(), now = Date.now, defaultMetrics = false, eventHub: hubOptions }: WorldOptions = {},
+  { env = {}, runner = createInlineRunner(), now = Date.now, defaultMetrics = false, eventHub: hubOptions, statfs }: WorldOptions = {},
 ) {
   const config = testConfig(dataDir, env);
   const { logger, lines } = memoryLogger();
@@ -43,14 +47,23 @@ export function buildWorld(
   // Set just below; the metrics read it at scrape time.
   let writer: Writer | undefined = undefined;
   const queueLength = () => writer?.length ?? 0;
-  const metrics = createMetrics({ registry: new Registry(), config, activity, queueLength, defaultMetrics });
+  const disk = createDiskSpace({
+    dataDir,
+    minFreeBytes: config.diskMinFreeBytes,
+    logger,
+    listFiles: () => streamFilePaths(dataDir, config.streams),
+    now,
+    watch: false,
+    ...(statfs === undefined ? {} : { statfs }),
+  });
+  const metrics = createMetrics({ registry: new Registry(), config, activity, queueLength, defaultMetrics, disk });
   writer = createWriter({ config, runner, logger, events: metrics.writerEvents });
   const lifecycle: Lifecycle = { closing: false };
   const idempotency = createIdempotencyStore({ windowSec: config.idempotencyWindowSec, maxKeys: config.idempotencyMaxKeys, now });
   const live = createLivePoints({ streams: config.streams, quietAfterSec: config.inactivityWarnSec, now, activity });
   const eventHub = createEventHub(hubOptions);
-  const app = createApp({ config, logger, writer, metrics, history, activity, idempotency, lifecycle, live, eventHub, version: '9.9.9', now });
-  return { app, writer, metrics, history, activity, idempotency, lines, lifecycle, config, logger, queueLength, live, eventHub };
+  const app = createApp({ config, logger, writer, metrics, history, activity, idempotency, lifecycle, live, eventHub, version: '9.9.9', now, disk });
+  return { app, writer, metrics, history, activity, idempotency, lines, lifecycle, config, logger, queueLength, live, eventHub, disk };
 }
 
 export type World = ReturnType<typeof buildWorld>;

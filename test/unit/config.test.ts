@@ -60,6 +60,7 @@ describe('loadConfig', () => {
       maxColumns: 1024,
       writeQueueMaxBytes: 33554432,
       writeTimeoutSec: 30,
+      diskMinFreeBytes: 104857600,
     });
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.keys(DEFAULTS)).toContain('WRITE_QUEUE_MAXSIZE');
