@@ -50,6 +50,13 @@ export interface Forwarder {
   notify(): void;
   /** Rows durable but not acknowledged by JetStream, by stream. */
   lag(): ReadonlyMap<string, number>;
+  /**
+   * Whether every row of a closed file (an archive, a past day's file) is
+   * acknowledged by JetStream, so it may be removed (SPEC section 12). False
+   * for a file this forwarder has not read through yet, or while another
+   * server on this DATA_DIR holds the forwarder lock.
+   */
+  readonly forwarded: (fileName: string) => boolean;
   readonly holdsLock: boolean;
   readonly connected: boolean;
   close(): Promise<void>;
@@ -433,6 +440,8 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
   return {
     notify: () => idle.wake(),
     lag,
+    // Settled: caught up and never to grow again, or a file not in our form (nothing in it to forward).
+    forwarded: (fileName) => byName.get(fileName)?.settled === true,
     get holdsLock() {
       return holdsLock && !lockLost;
     },

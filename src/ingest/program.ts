@@ -6,18 +6,20 @@
  */
 import * as nodeFs from 'node:fs';
 import type { Server } from 'node:http';
+import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { Forwarder } from '../forwarder/forwarder.js';
 import { createDiskSpace } from '../server/disk-space.js';
 import { createMetrics } from '../server/metrics.js';
+import { type ListedFile, createRetention } from '../server/retention.js';
 import type { Program, ProgramContext, StartedProgram } from '../server/process.js';
 import { createStreamActivity } from '../server/stream-activity.js';
 import type { Config } from '../shared/config.js';
 import { settledWithin } from '../shared/deadline.js';
-import { lockWaitingForHolder } from '../storage/lock.js';
+import { lockForCommit, lockWaitingForHolder } from '../storage/lock.js';
 import { repairCurrentFiles } from '../storage/repair.js';
-import { streamFilePaths } from '../storage/stream-files.js';
+import { isClosedFile, listStreamFiles, streamFilePaths } from '../storage/stream-files.js';
 import { createThreadRunner } from '../writer/runners.js';
 import { createWriter } from '../writer/writer.js';
 import { createApp } from './app.js';
@@ -80,6 +82,16 @@ async function startIngest({ config, logger, version, startedAt }: ProgramContex
   };
   const writer = createWriter({ config, runner: createThreadRunner({ boundaries }), logger, events: writerEvents });
   const monitor = createMonitor({ config, logger, activity, queueLength, now: Date.now });
+  const retention = createRetention({
+    rules: { days: config.retentionDays, maxBytes: config.retentionMaxBytes },
+    logger,
+    now: Date.now,
+    listFiles: () => listRetainable(config.dataDir, config.streams, Date.now()),
+    // With forwarding on, a file goes only once JetStream has every row of it (SPEC section 12).
+    safe: (path) => forwarder === undefined || forwarder.forwarded(basename(path)),
+    lock: lockForCommit,
+    onRemoved: (reason, bytes) => metrics.retentionRemoved(reason, bytes),
+  });
   const lifecycle: Lifecycle = { closing: false };
   const idempotency = createIdempotencyStore({ windowSec: config.idempotencyWindowSec, maxKeys: config.idempotencyMaxKeys, now: Date.now });
   const app = createApp({
@@ -107,6 +119,7 @@ async function startIngest({ config, logger, version, startedAt }: ProgramContex
   async function stop(signal: NodeJS.Signals, server: Server, left: () => number): Promise<0 | 1> {
     monitor.close();
     disk.close();
+    retention.close();
     lifecycle.closing = true;
     // Open dashboards' event streams never end by themselves: server.close() would wait for them.
     eventHub.close();
@@ -146,4 +159,13 @@ async function startForwarding(config: Config, logger: Logger, registry: Registr
 function forwardCheck(forwarder: Forwarder): { ok: true; connected: boolean; forwarding: boolean; lag_rows: number } {
   const lagRows = [...forwarder.lag().values()].reduce((sum, rows) => sum + rows, 0);
   return { ok: true, connected: forwarder.connected, forwarding: forwarder.holdsLock, lag_rows: lagRows };
+}
+
+/** Every file of the configured streams, and whether it is closed. */
+async function listRetainable(dataDir: string, streams: readonly string[], nowMs: number): Promise<ListedFile[]> {
+  const listed: ListedFile[] = [];
+  for (const stream of streams) {
+    for (const file of await listStreamFiles(dataDir, stream)) listed.push({ path: join(dataDir, file.name), closed: isClosedFile(file, nowMs) });
+  }
+  return listed;
 }

@@ -32,6 +32,8 @@ export interface Metrics {
   ingestRejected(stream: string, reason: string): void;
   /** A request replayed for a repeated Idempotency-Key: nothing stored. */
   ingestDuplicate(stream: string): void;
+  /** Retention removed a file of `bytes` (SPEC section 12). */
+  retentionRemoved(reason: 'age' | 'size', bytes: number): void;
   readonly writerEvents: WriterEvents;
   /** The Flask10X-style JSON view (`/metrics?format=json`). */
   jsonView(): Promise<Record<string, unknown>>;
@@ -156,6 +158,15 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     },
   });
 
+  const retentionFiles = new Counter({
+    name: 'retention_removed_files_total',
+    help: 'Closed files removed by retention, by reason (age or size).',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  for (const reason of ['age', 'size'] as const) retentionFiles.inc({ reason }, 0);
+  const retentionBytes = new Counter({ name: 'retention_removed_bytes_total', help: 'Bytes of the files retention removed.', registers });
+
   // Label children built once: no label lookup per request on the ingest path.
   // Routes are patterns and statuses a short list, so this map stays small.
   const requestChildren = new Map<string, { count: Counter.Internal; duration: Histogram.Internal<"method" | "route"> }>();
@@ -187,6 +198,10 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     },
     ingestDuplicate(stream) {
       ingestDuplicates.inc({ stream });
+    },
+    retentionRemoved(reason, bytes) {
+      retentionFiles.inc({ reason });
+      retentionBytes.inc(bytes);
     },
     writerEvents: {
       fileWritten(outcome) {

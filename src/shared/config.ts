@@ -58,6 +58,10 @@ export interface Config {
   readonly writeTimeoutSec: number;
   /** SPEC section 12: below this free space on DATA_DIR's file system, WARN and /readyz 503 (0: never). */
   readonly diskMinFreeBytes: number;
+  /** SPEC section 12: closed files whose newest row is older than this many days are removed; unset keeps them. */
+  readonly retentionDays: number | undefined;
+  /** SPEC section 12: the oldest closed files are removed while the stream files take more; unset keeps them. */
+  readonly retentionMaxBytes: number | undefined;
 }
 
 /** SPEC section 2's defaults, as the strings an operator would write. */
@@ -192,6 +196,14 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     if (!NATS_TOKEN.test(value)) fail(name, '1 to 64 letters, digits, _ or -', value);
     return value;
   };
+  /** A whole number that may be left unset (no default). */
+  const optionalWhole = (name: string, min: number, max: number): number | undefined => {
+    const value = raw(name);
+    if (value === undefined) return undefined;
+    const n = WHOLE.test(value) ? Number(value) : NaN;
+    if (!(n >= min && n <= max)) fail(name, `a whole number from ${min} to ${max}, or unset`, value);
+    return n;
+  };
   const secret = (name: string): string | undefined => {
     const value = raw(name);
     if (value !== undefined && !/^[\x21-\x7e]+$/.test(value)) fail(name, 'printable ASCII with no spaces', value);
@@ -257,6 +269,8 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     writeQueueMaxBytes: whole('WRITE_QUEUE_MAX_BYTES', 1024, 17_179_869_184),
     writeTimeoutSec: seconds('WRITE_TIMEOUT_SEC'),
     diskMinFreeBytes: whole('DISK_MIN_FREE_BYTES', 0, Number.MAX_SAFE_INTEGER),
+    retentionDays: optionalWhole('RETENTION_DAYS', 1, 36_500),
+    retentionMaxBytes: optionalWhole('RETENTION_MAX_BYTES', 1, Number.MAX_SAFE_INTEGER),
   };
 
   if (problems.length > 0) throw new ConfigError(problems);

@@ -91,3 +91,11 @@ export async function streamFilePaths(dataDir: string, streams: readonly string[
   for (const stream of streams) for (const file of await listStreamFiles(dataDir, stream)) paths.push(join(dataDir, file.name));
   return paths;
 }
+
+/**
+ * SPEC section 12: a closed file is one nothing more is appended to, an
+ * archive or a past UTC day's file (`CSV_ROTATE=daily`).
+ */
+export function isClosedFile(file: StreamFile, nowMs: number): boolean {
+  return file.archivedAt !== null || (file.day !== null && file.day < new Date(nowMs).toISOString().slice(0, 10));
+}

@@ -61,6 +61,8 @@ describe('loadConfig', () => {
       writeQueueMaxBytes: 33554432,
       writeTimeoutSec: 30,
       diskMinFreeBytes: 104857600,
+      retentionDays: undefined,
+      retentionMaxBytes: undefined,
     });
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.keys(DEFAULTS)).toContain('WRITE_QUEUE_MAXSIZE');
