@@ -9,7 +9,6 @@
  * acked), drain, exit 0.
  */
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
 import * as nodeFs from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
@@ -17,15 +16,17 @@ import { Registry } from 'prom-client';
 import { NAME } from '../shared/names.js';
 import { createDiskSpace } from '../server/disk-space.js';
 import { createMetrics } from '../server/metrics.js';
+import { createRetention } from '../server/retention.js';
 import type { Program, ProgramContext, StartedProgram } from '../server/process.js';
 import { createStreamActivity } from '../server/stream-activity.js';
 import type { Config } from '../shared/config.js';
 import { settledWithin } from '../shared/deadline.js';
 import { STATE_DIR, stateDirOf } from '../storage/file-state.js';
-import { lockWaitingForHolder, takeProcessLock } from '../storage/lock.js';
+import { lockForCommit, lockWaitingForHolder, takeProcessLock } from '../storage/lock.js';
 import { createThreadRunner } from '../writer/runners.js';
 import { createWriter } from '../writer/writer.js';
 import { createCollectorApp } from './app.js';
+import { listCentralFiles } from './central-files.js';
 import { startCollector, trackFileEnds } from './consumer.js';
 import { journalPathOf, openCollectJournal } from './journal.js';
 import { createCollectMetrics } from './metrics.js';
@@ -64,7 +65,7 @@ async function startCollecting({ config, logger, version, startedAt, fail, fatal
 
   const registry = new Registry();
   const queueLength = (): number => writer.length;
-  const disk = createDiskSpace({ dataDir: config.dataDir, minFreeBytes: config.diskMinFreeBytes, logger, listFiles: () => centralFilePaths(config.dataDir), now: Date.now });
+  const disk = createDiskSpace({ dataDir: config.dataDir, minFreeBytes: config.diskMinFreeBytes, logger, listFiles: async () => (await listCentralFiles(config.dataDir, Date.now())).map((file) => file.path), now: Date.now });
   const metrics = createMetrics({ registry, config: { ...config, streams: [] }, activity: createStreamActivity([], Date.now), queueLength, disk });
   const collectMetrics = createCollectMetrics(registry);
   const ends = trackFileEnds();
@@ -81,6 +82,16 @@ async function startCollecting({ config, logger, version, startedAt, fail, fatal
     },
   });
 
+  // SPEC section 12: the same retention as at the edge; the journal keeps every id, so a re-sent row of a removed file is still skipped.
+  const retention = createRetention({
+    rules: { days: config.retentionDays, maxBytes: config.retentionMaxBytes },
+    logger,
+    now: Date.now,
+    listFiles: () => listCentralFiles(config.dataDir, Date.now()),
+    safe: () => true,
+    lock: lockForCommit,
+    onRemoved: (reason, bytes) => metrics.retentionRemoved(reason, bytes),
+  });
   const collector = startCollector({ config, logger, writer, journal, metrics: collectMetrics, takeEnds: ends.take, stateLost: ends.lost, fatal });
 
   const app = createCollectorApp({
@@ -98,6 +109,7 @@ async function startCollecting({ config, logger, version, startedAt, fail, fatal
   async function stop(signal: NodeJS.Signals, server: Server, left: () => number): Promise<0 | 1> {
     logger.info({ signal }, 'collector stopping');
     disk.close();
+    retention.close();
     // The batch in hand first, then what the writer still holds.
     await collector.close(left());
     const unwritten = await writer.drain(left());
@@ -130,13 +142,3 @@ function hasCentralFiles(dataDir: string): boolean {
   });
 }
 
-/** Every central CSV file: `DATA_DIR/<site>/*.csv` (what the collector's DATA_DIR holds of rows). */
-async function centralFilePaths(dataDir: string): Promise<string[]> {
-  const paths: string[] = [];
-  for (const site of await readdir(dataDir, { withFileTypes: true })) {
-    if (!site.isDirectory() || !NAME.test(site.name)) continue;
-    const names = await readdir(join(dataDir, site.name)).catch(() => []);
-    for (const name of names) if (name.endsWith('.csv')) paths.push(join(dataDir, site.name, name));
-  }
-  return paths;
-}

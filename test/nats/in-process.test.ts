@@ -12,18 +12,12 @@ import { connect } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
 import request from 'supertest';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
-import { createCollectorApp } from '../../src/collector/app.js';
-import { createDiskSpace } from '../../src/server/disk-space.js';
-import { createMetrics } from '../../src/server/metrics.js';
-import { openCollectJournal } from '../../src/collector/journal.js';
-import { createCollectMetrics } from '../../src/collector/metrics.js';
-import { startCollector, trackFileEnds } from '../../src/collector/consumer.js';
 import { createForwardMetrics } from '../../src/forwarder/metrics.js';
 import { startForwarder } from '../../src/forwarder/forwarder.js';
-import { createStreamActivity } from '../../src/server/stream-activity.js';
 import { writeFileStateDurably } from '../../src/storage/file-state.js';
 import { createInlineRunner } from '../../src/writer/runners.js';
-import { type Writer, createWriter } from '../../src/writer/writer.js';
+import { createWriter } from '../../src/writer/writer.js';
+import { collectorOn } from '../support/collector.js';
 import { rowsOf } from '../support/edge-central.js';
 import { freePort } from '../support/http-client.js';
 import { memoryLogger } from '../support/logs.js';
@@ -129,37 +123,6 @@ describe('the forwarder, in process', () => {
 });
 
 describe('the collector, in process', () => {
-  function collectorOn(natsUrl: string, dataDir: string, consumer: string) {
-    const config = testConfig(dataDir, { NATS_URL: natsUrl, COLLECT_CONSUMER: consumer });
-    const { logger, lines } = memoryLogger();
-    const registry = new Registry();
-    let writer: Writer | undefined = undefined;
-    const disk = createDiskSpace({ dataDir, minFreeBytes: config.diskMinFreeBytes, logger, listFiles: () => Promise.resolve([]), now: Date.now, watch: false });
-    const metrics = createMetrics({ registry, config: { ...config, streams: [] }, activity: createStreamActivity([], Date.now), queueLength: () => writer?.length ?? 0, disk });
-    const ends = trackFileEnds();
-    writer = createWriter({ config, runner: createInlineRunner(), logger, events: ends });
-    const journal = openCollectJournal(dataDir);
-    const collector = startCollector({
-      config,
-      logger,
-      writer,
-      journal,
-      metrics: createCollectMetrics(registry),
-      takeEnds: ends.take,
-      stateLost: ends.lost,
-      fatal: (message) => {
-        throw new Error(message);
-      },
-    });
-    const app = createCollectorApp({ version: '9.9.9', logger, dataDir, disk, readToken: undefined, writer, metrics, natsCheck: () => ({ ok: collector.connected }) });
-    const stop = async () => {
-      await collector.close();
-      await (writer).close();
-      journal.close();
-    };
-    return { collector, registry, lines, app, stop };
-  }
-
   it('writes what a forwarder sent, and a second consumer replaying the whole stream onto the same journal writes nothing twice', async (context) => {
     requireNatsServer(context);
     const nats = await startNats();

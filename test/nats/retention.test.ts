@@ -4,7 +4,7 @@
  * there and forwarding catches up, they go. Time is a seam: the rows are
  * written with old received_at values, nothing waits days.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
@@ -14,8 +14,10 @@ import { createRetention } from '../../src/server/retention.js';
 import { statePathOf } from '../../src/storage/file-state.js';
 import { lockForCommit } from '../../src/storage/lock.js';
 import { isClosedFile, listStreamFiles } from '../../src/storage/stream-files.js';
+import { listCentralFiles } from '../../src/collector/central-files.js';
 import { createInlineRunner } from '../../src/writer/runners.js';
 import { createWriter } from '../../src/writer/writer.js';
+import { collectorOn } from '../support/collector.js';
 import { freePort } from '../support/http-client.js';
 import { memoryLogger } from '../support/logs.js';
 import { requireNatsServer, startNats, stopAllNats } from '../support/nats.js';
@@ -70,5 +72,51 @@ describe('retention and forwarding', () => {
     );
     // Today's file is never removed, and nothing it holds was lost.
     expect(forwarder.forwarded(dayFile(0))).toBe(false);
+  }, 60_000);
+
+  it('the collector removes old central files by the same rules, and a row of a removed file sent again is still skipped', async (context) => {
+    requireNatsServer(context);
+    const nats = await startNats();
+    const edgeDir = testDir('retention-edge-');
+    const centralDir = testDir('retention-central-');
+    const edge = testConfig(edgeDir, { NATS_URL: nats.url, SITE_ID: 'pi', STREAMS: 'data' });
+    const { logger } = memoryLogger();
+    const forwarder = startForwarder({ config: edge, logger, metrics: createForwardMetrics(new Registry(), edge.streams) });
+    onTestFinished(() => forwarder.close());
+    const writer = createWriter({ config: edge, runner: createInlineRunner(), logger, events: { fileWritten: () => forwarder.notify() } });
+    onTestFinished(() => writer.close());
+    const now = Date.now();
+    for (let i = 0; i < 20; i++) await writer.enqueue('data', [reading(i)], now - 10 * DAY);
+    for (let i = 20; i < 30; i++) await writer.enqueue('data', [reading(i)], now);
+
+    const centralEnv = { CSV_ROTATE: 'daily', RETENTION_DAYS: '3' };
+    const first = collectorOn(nats.url, centralDir, 'first', centralEnv);
+    const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+    const oldFile = join(centralDir, 'pi', `data-${day(now - 10 * DAY)}.csv`);
+    const newFile = join(centralDir, 'pi', `data-${day(now)}.csv`);
+    const rowsIn = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8').trim().split('\n').length - 1 : 0);
+    await waitFor(() => rowsIn(oldFile) === 20 && rowsIn(newFile) === 10, '30 central rows in two day files');
+    const retention = createRetention({
+      rules: { days: first.config.retentionDays, maxBytes: first.config.retentionMaxBytes },
+      logger: first.logger,
+      now: () => now,
+      listFiles: () => listCentralFiles(centralDir, now),
+      safe: () => true,
+      lock: lockForCommit,
+      watch: false,
+    });
+    await retention.run();
+    expect(existsSync(oldFile)).toBe(false);
+    expect(existsSync(newFile)).toBe(true);
+    expect(first.lines.filter((line) => line.msg === 'retention removed file')).toEqual([expect.objectContaining({ file: basename(oldFile), reason: 'age' })]);
+    await first.stop();
+
+    // A new consumer replays the whole stream: the removed file's rows are in the journal, so none is written again.
+    const second = collectorOn(nats.url, centralDir, 'second', centralEnv);
+    onTestFinished(second.stop);
+    await waitFor(async () => (await second.registry.getSingleMetricAsString('collect_duplicates_total')).endsWith(' 30'), '30 duplicates skipped');
+    expect(existsSync(oldFile)).toBe(false);
+    expect(readdirSync(join(centralDir, 'pi')).filter((name) => name.endsWith('.csv'))).toEqual([basename(newFile)]);
+    expect(rowsIn(newFile)).toBe(10);
   }, 60_000);
 });
