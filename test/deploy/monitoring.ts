@@ -208,6 +208,23 @@ export function metricNames(expr: string): string[] {
   return [...names].sort();
 }
 
+/**
+ * The label names an expression groups or matches by: the lists after
+ * by/without/on/ignoring/group_* and the names in `{…}` matchers. Sorted,
+ * each once.
+ */
+export function labelNames(expr: string): string[] {
+  const stripped = expr.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`/g, '""').replace(/\$\{[^}]*\}/g, ' ');
+  const names = new Set<string>();
+  for (const [, list = ''] of stripped.matchAll(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)/gi)) {
+    for (const name of list.split(',')) if (name.trim() !== '') names.add(name.trim());
+  }
+  for (const [, matchers = ''] of stripped.matchAll(/\{([^}]*)\}/g)) {
+    for (const [, name = ''] of matchers.matchAll(/([A-Za-z_]\w*)\s*(?:=~|!~|!=|=)/g)) names.add(name);
+  }
+  return [...names].sort();
+}
+
 /** The metric families of a Prometheus text exposition: name → type, from its `# TYPE` lines. */
 export function metricFamilies(exposition: string): Map<string, string> {
   const families = new Map<string, string>();
