@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as nodeFs from 'node:fs';
 import request from 'supertest';
@@ -59,7 +59,8 @@ describe('/metrics', () => {
 
   it('gives the Flask10X JSON view with ?format=json or Accept: application/json', async () => {
     let now = Date.UTC(2026, 10, 23, 12, 0, 0);
-    const { app } = world({ env: { WRITE_QUEUE_MAXSIZE: '100', QUEUE_WARN_THRESHOLD: '0.5', INACTIVITY_WARN_SEC: '30' }, now: () => now });
+    const statfs = () => Promise.resolve({ bavail: 1000, bsize: 4096 });
+    const { app } = world({ env: { WRITE_QUEUE_MAXSIZE: '100', QUEUE_WARN_THRESHOLD: '0.5', INACTIVITY_WARN_SEC: '30' }, now: () => now, statfs });
     await request(app).post('/data?ack=durable').send([{ a: 1 }, { a: 2 }]).expect(201);
     now += 4_500;
     const expected = {
@@ -72,6 +73,9 @@ describe('/metrics', () => {
       last_received: { data: '2026-11-23T12:00:00.000Z', data2: null, data3: null, data4: null },
       inactivity_seconds: { data: 4.5, data2: null, data3: null, data4: null },
       inactivity_warn_threshold_sec: 30,
+      // SPEC section 12: the stream files as stored, and DATA_DIR's free space.
+      data_dir_bytes: statSync(join(worlds.dir, 'data.csv')).size,
+      data_dir_free_bytes: 4096000,
     };
     expect((await request(app).get('/metrics?format=json')).body).toEqual(expected);
     expect((await request(app).get('/metrics').set('accept', 'application/json')).body).toEqual(expected);
