@@ -17,7 +17,7 @@ import { startForwarder } from '../../src/forwarder/forwarder.js';
 import { writeFileStateDurably } from '../../src/storage/file-state.js';
 import { createInlineRunner } from '../../src/writer/runners.js';
 import { createWriter } from '../../src/writer/writer.js';
-import { collectorOn } from '../support/collector.js';
+import { collectorOn, edgeOn } from '../support/in-process.js';
 import { rowsOf } from '../support/edge-central.js';
 import { freePort } from '../support/http-client.js';
 import { memoryLogger } from '../support/logs.js';
@@ -128,12 +128,7 @@ describe('the collector, in process', () => {
     const nats = await startNats();
     const edgeDir = dir();
     const centralDir = dir();
-    const edge = testConfig(edgeDir, { NATS_URL: nats.url, SITE_ID: 'pi', STREAMS: 'data' });
-    const { logger } = memoryLogger();
-    const forwarder = startForwarder({ config: edge, logger, metrics: createForwardMetrics(new Registry(), edge.streams) });
-    onTestFinished(() => forwarder.close());
-    const writer = createWriter({ config: edge, runner: createInlineRunner(), logger, events: { fileWritten: () => forwarder.notify() } });
-    onTestFinished(() => writer.close());
+    const { writer } = edgeOn(edgeDir, { NATS_URL: nats.url, SITE_ID: 'pi', STREAMS: 'data' });
     await Promise.all(Array.from({ length: 50 }, (_, i) => writer.enqueue('data', [reading(i)], Date.now())));
 
     const first = collectorOn(nats.url, centralDir, 'first');

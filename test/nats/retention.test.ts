@@ -6,24 +6,17 @@
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
-import { createForwardMetrics } from '../../src/forwarder/metrics.js';
-import { startForwarder } from '../../src/forwarder/forwarder.js';
 import { createRetention } from '../../src/server/retention.js';
 import { statePathOf } from '../../src/storage/file-state.js';
 import { lockForCommit } from '../../src/storage/lock.js';
 import { isClosedFile, listStreamFiles } from '../../src/storage/stream-files.js';
 import { listCentralFiles } from '../../src/collector/central-files.js';
-import { createInlineRunner } from '../../src/writer/runners.js';
-import { createWriter } from '../../src/writer/writer.js';
-import { collectorOn } from '../support/collector.js';
+import { collectorOn, edgeOn } from '../support/in-process.js';
 import { freePort } from '../support/http-client.js';
-import { memoryLogger } from '../support/logs.js';
 import { requireNatsServer, startNats, stopAllNats } from '../support/nats.js';
 import { testDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
-import { testConfig } from '../support/writer.js';
 
 afterAll(stopAllNats);
 
@@ -35,12 +28,11 @@ describe('retention and forwarding', () => {
     requireNatsServer(context);
     const natsPort = await freePort();
     const dataDir = testDir('retention-');
-    const config = testConfig(dataDir, { NATS_URL: `nats://127.0.0.1:${natsPort}`, SITE_ID: 'pi', STREAMS: 'data', CSV_ROTATE: 'daily', RETENTION_DAYS: '3' });
-    const { logger, lines } = memoryLogger();
-    const forwarder = startForwarder({ config, logger, metrics: createForwardMetrics(new Registry(), config.streams), timing: { pollMs: 50, retryMaxMs: 200 } });
-    onTestFinished(() => forwarder.close());
-    const writer = createWriter({ config, runner: createInlineRunner(), logger, events: { fileWritten: () => forwarder.notify() } });
-    onTestFinished(() => writer.close());
+    const { config, logger, lines, forwarder, writer } = edgeOn(
+      dataDir,
+      { NATS_URL: `nats://127.0.0.1:${natsPort}`, SITE_ID: 'pi', STREAMS: 'data', CSV_ROTATE: 'daily', RETENTION_DAYS: '3' },
+      { pollMs: 50, retryMaxMs: 200 },
+    );
     const now = Date.now();
     for (let i = 0; i < 5; i++) await writer.enqueue('data', [reading(i)], now - 10 * DAY);
     for (let i = 5; i < 10; i++) await writer.enqueue('data', [reading(i)], now - 5 * DAY);
@@ -79,12 +71,7 @@ describe('retention and forwarding', () => {
     const nats = await startNats();
     const edgeDir = testDir('retention-edge-');
     const centralDir = testDir('retention-central-');
-    const edge = testConfig(edgeDir, { NATS_URL: nats.url, SITE_ID: 'pi', STREAMS: 'data' });
-    const { logger } = memoryLogger();
-    const forwarder = startForwarder({ config: edge, logger, metrics: createForwardMetrics(new Registry(), edge.streams) });
-    onTestFinished(() => forwarder.close());
-    const writer = createWriter({ config: edge, runner: createInlineRunner(), logger, events: { fileWritten: () => forwarder.notify() } });
-    onTestFinished(() => writer.close());
+    const { writer } = edgeOn(edgeDir, { NATS_URL: nats.url, SITE_ID: 'pi', STREAMS: 'data' });
     const now = Date.now();
     for (let i = 0; i < 20; i++) await writer.enqueue('data', [reading(i)], now - 10 * DAY);
     for (let i = 20; i < 30; i++) await writer.enqueue('data', [reading(i)], now);

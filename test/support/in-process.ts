@@ -1,9 +1,10 @@
 /**
- * The collector in this process, as collector/program.ts builds it (writer,
- * journal, consumer, app), on an inline writer: its timing and log lines are
- * the test's to read.
+ * The edge (writer and forwarder) and the collector in this process, as
+ * their programs build them, on inline writers: their timing and log lines
+ * are the test's to read.
  */
 import { Registry } from 'prom-client';
+import { onTestFinished } from 'vitest';
 import { createCollectorApp } from '../../src/collector/app.js';
 import { startCollector, trackFileEnds } from '../../src/collector/consumer.js';
 import { openCollectJournal } from '../../src/collector/journal.js';
@@ -11,6 +12,8 @@ import { createCollectMetrics } from '../../src/collector/metrics.js';
 import { createDiskSpace } from '../../src/server/disk-space.js';
 import { createMetrics } from '../../src/server/metrics.js';
 import { createStreamActivity } from '../../src/server/stream-activity.js';
+import { type ForwarderDeps, startForwarder } from '../../src/forwarder/forwarder.js';
+import { createForwardMetrics } from '../../src/forwarder/metrics.js';
 import { createInlineRunner } from '../../src/writer/runners.js';
 import { type Writer, createWriter } from '../../src/writer/writer.js';
 import { memoryLogger } from './logs.js';
@@ -47,4 +50,16 @@ export function collectorOn(natsUrl: string, dataDir: string, consumer: string, 
     journal.close();
   };
   return { collector, registry, lines, logger, app, stop, config };
+}
+
+/** An edge in `dataDir`: a writer whose commits wake a forwarder; both closed when the test finishes. */
+export function edgeOn(dataDir: string, env: Record<string, string>, timing?: ForwarderDeps['timing']) {
+  const config = testConfig(dataDir, env);
+  const { logger, lines } = memoryLogger();
+  const registry = new Registry();
+  const forwarder = startForwarder({ config, logger, metrics: createForwardMetrics(registry, config.streams), ...(timing === undefined ? {} : { timing }) });
+  onTestFinished(() => forwarder.close());
+  const writer = createWriter({ config, runner: createInlineRunner(), logger, events: { fileWritten: () => forwarder.notify() } });
+  onTestFinished(() => writer.close());
+  return { config, logger, lines, registry, forwarder, writer };
 }
