@@ -22,7 +22,7 @@ import { createStreamActivity } from '../server/stream-activity.js';
 import type { Config } from '../shared/config.js';
 import { settledWithin } from '../shared/deadline.js';
 import { STATE_DIR, stateDirOf } from '../storage/file-state.js';
-import { lockForCommit, lockWaitingForHolder, takeProcessLock } from '../storage/lock.js';
+import { lockWaitingForHolder, takeProcessLock } from '../storage/lock.js';
 import { createThreadRunner } from '../writer/runners.js';
 import { createWriter } from '../writer/writer.js';
 import { createCollectorApp } from './app.js';
@@ -89,7 +89,8 @@ async function startCollecting({ config, logger, version, startedAt, fail, fatal
     now: Date.now,
     listFiles: () => listCentralFiles(config.dataDir, Date.now()),
     safe: () => true,
-    lock: lockForCommit,
+    // Waits out a holder, and takes over a lock a killed process left once it is stale (10 s).
+    lock: lockWaitingForHolder,
     onRemoved: (reason, bytes) => metrics.retentionRemoved(reason, bytes),
   });
   const collector = startCollector({ config, logger, writer, journal, metrics: collectMetrics, takeEnds: ends.take, stateLost: ends.lost, fatal });

@@ -17,7 +17,7 @@ import type { Program, ProgramContext, StartedProgram } from '../server/process.
 import { createStreamActivity } from '../server/stream-activity.js';
 import type { Config } from '../shared/config.js';
 import { settledWithin } from '../shared/deadline.js';
-import { lockForCommit, lockWaitingForHolder } from '../storage/lock.js';
+import { lockWaitingForHolder } from '../storage/lock.js';
 import { repairCurrentFiles } from '../storage/repair.js';
 import { isClosedFile, listStreamFiles, streamFilePaths } from '../storage/stream-files.js';
 import { createThreadRunner } from '../writer/runners.js';
@@ -89,7 +89,8 @@ async function startIngest({ config, logger, version, startedAt }: ProgramContex
     listFiles: () => listRetainable(config.dataDir, config.streams, Date.now()),
     // With forwarding on, a file goes only once JetStream has every row of it (SPEC section 12).
     safe: (path) => forwarder === undefined || forwarder.forwarded(basename(path)),
-    lock: lockForCommit,
+    // Waits out a holder, and takes over a lock a killed process left once it is stale (10 s).
+    lock: lockWaitingForHolder,
     onRemoved: (reason, bytes) => metrics.retentionRemoved(reason, bytes),
   });
   const lifecycle: Lifecycle = { closing: false };
