@@ -6,20 +6,20 @@
  */
 import * as nodeFs from 'node:fs';
 import type { Server } from 'node:http';
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { Forwarder } from '../forwarder/forwarder.js';
 import { createDiskSpace } from '../server/disk-space.js';
 import { createMetrics } from '../server/metrics.js';
-import { type ListedFile, createRetention } from '../server/retention.js';
+import { createRetention } from '../server/retention.js';
 import type { Program, ProgramContext, StartedProgram } from '../server/process.js';
 import { createStreamActivity } from '../server/stream-activity.js';
 import type { Config } from '../shared/config.js';
 import { settledWithin } from '../shared/deadline.js';
 import { lockWaitingForHolder } from '../storage/lock.js';
 import { repairCurrentFiles } from '../storage/repair.js';
-import { isClosedFile, listStreamFiles, streamFilePaths } from '../storage/stream-files.js';
+import { listStoredFiles } from '../storage/stream-files.js';
 import { createThreadRunner } from '../writer/runners.js';
 import { createWriter } from '../writer/writer.js';
 import { createApp } from './app.js';
@@ -66,7 +66,7 @@ async function startIngest({ config, logger, version, startedAt }: ProgramContex
     dataDir: config.dataDir,
     minFreeBytes: config.diskMinFreeBytes,
     logger,
-    listFiles: () => streamFilePaths(config.dataDir, config.streams),
+    listFiles: async () => (await listStoredFiles(config.dataDir, config.streams, Date.now())).map((file) => file.path),
     now: Date.now,
   });
   const metrics = createMetrics({ registry, config, activity, queueLength, disk });
@@ -86,7 +86,7 @@ async function startIngest({ config, logger, version, startedAt }: ProgramContex
     rules: { days: config.retentionDays, maxBytes: config.retentionMaxBytes },
     logger,
     now: Date.now,
-    listFiles: () => listRetainable(config.dataDir, config.streams, Date.now()),
+    listFiles: () => listStoredFiles(config.dataDir, config.streams, Date.now()),
     // With forwarding on, a file goes only once JetStream has every row of it (SPEC section 12).
     safe: (path) => forwarder === undefined || forwarder.forwarded(basename(path)),
     // Waits out a holder, and takes over a lock a killed process left once it is stale (10 s).
@@ -162,11 +162,3 @@ function forwardCheck(forwarder: Forwarder): { ok: true; connected: boolean; for
   return { ok: true, connected: forwarder.connected, forwarding: forwarder.holdsLock, lag_rows: lagRows };
 }
 
-/** Every file of the configured streams, and whether it is closed. */
-async function listRetainable(dataDir: string, streams: readonly string[], nowMs: number): Promise<ListedFile[]> {
-  const listed: ListedFile[] = [];
-  for (const stream of streams) {
-    for (const file of await listStreamFiles(dataDir, stream)) listed.push({ path: join(dataDir, file.name), closed: isClosedFile(file, nowMs) });
-  }
-  return listed;
-}

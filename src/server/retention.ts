@@ -16,6 +16,7 @@ import { RECEIVED_AT, readTail } from '../storage/csv.js';
 import { statePathOf } from '../storage/file-state.js';
 import type { LockFile } from '../storage/lock.js';
 import { type RemovalReason, type RetainedFile, type RetentionRules, planRetention } from '../storage/retention.js';
+import type { ListedFile } from '../storage/stream-files.js';
 
 export const RETENTION_INTERVAL_MS = 60_000;
 /** While forwarding holds retention back, the WARN comes again at most this often. */
@@ -23,12 +24,7 @@ export const RETENTION_WAIT_WARN_MS = 3_600_000;
 /** A file's newest row is looked for in its last this many bytes. */
 const NEWEST_ROW_TAIL_BYTES = 64 * 1024;
 
-/** A stream file as its program lists it. */
-export interface ListedFile {
-  readonly path: string;
-  /** An archive or a past day's file. */
-  readonly closed: boolean;
-}
+export type { ListedFile } from '../storage/stream-files.js';
 
 export interface RetentionDeps {
   readonly rules: RetentionRules;

@@ -85,11 +85,20 @@ export function streamFileOf(fileName: string, streams: Iterable<string>): { str
   return dayFile;
 }
 
-/** The paths of every file of `streams` in `dataDir` (what DATA_DIR's stream files take is their sum). */
-export async function streamFilePaths(dataDir: string, streams: readonly string[]): Promise<string[]> {
-  const paths: string[] = [];
-  for (const stream of streams) for (const file of await listStreamFiles(dataDir, stream)) paths.push(join(dataDir, file.name));
-  return paths;
+/** A stream file by its path, and whether it is closed (what disk space and retention need to know of it). */
+export interface ListedFile {
+  readonly path: string;
+  /** An archive or a past day's file: nothing more is appended to it. */
+  readonly closed: boolean;
+}
+
+/** Every file of `streams` in `dataDir`, and whether it is closed at `nowMs`. */
+export async function listStoredFiles(dataDir: string, streams: readonly string[], nowMs: number): Promise<ListedFile[]> {
+  const listed: ListedFile[] = [];
+  for (const stream of streams) {
+    for (const file of await listStreamFiles(dataDir, stream)) listed.push({ path: join(dataDir, file.name), closed: isClosedFile(file, nowMs) });
+  }
+  return listed;
 }
 
 /**

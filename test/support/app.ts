@@ -15,7 +15,7 @@ import { createIdempotencyStore } from '../../src/ingest/idempotency.js';
 import type { Lifecycle } from '../../src/ingest/lifecycle.js';
 import { type DiskSpaceDeps, createDiskSpace } from '../../src/server/disk-space.js';
 import { createMetrics } from '../../src/server/metrics.js';
-import { streamFilePaths } from '../../src/storage/stream-files.js';
+import { listStoredFiles } from '../../src/storage/stream-files.js';
 import { createStreamActivity } from '../../src/server/stream-activity.js';
 import { type BatchRunner, createInlineRunner } from '../../src/writer/runners.js';
 import { type Writer, createWriter } from '../../src/writer/writer.js';
@@ -51,7 +51,7 @@ export function buildWorld(
     dataDir,
     minFreeBytes: config.diskMinFreeBytes,
     logger,
-    listFiles: () => streamFilePaths(dataDir, config.streams),
+    listFiles: async () => (await listStoredFiles(dataDir, config.streams, now())).map((file) => file.path),
     now,
     watch: false,
     ...(statfs === undefined ? {} : { statfs }),

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { DISK_WARN_INTERVAL_MS, createDiskSpace } from '../../src/server/disk-space.js';
 import { createMetrics } from '../../src/server/metrics.js';
 import { createStreamActivity } from '../../src/server/stream-activity.js';
-import { streamFilePaths } from '../../src/storage/stream-files.js';
+import { listStoredFiles } from '../../src/storage/stream-files.js';
 import { memoryLogger } from '../support/logs.js';
 import { useTempDir } from '../support/temp-dir.js';
 import { testConfig } from '../support/writer.js';
@@ -20,7 +20,7 @@ function fakeDisk(minFreeBytes: number) {
     dataDir: dir.path,
     minFreeBytes,
     logger,
-    listFiles: () => streamFilePaths(dir.path, ['data', 'data2']),
+    listFiles: async () => (await listStoredFiles(dir.path, ['data', 'data2'], Date.now())).map((file) => file.path),
     now: () => state.now,
     statfs: () => (state.fails ? Promise.reject(new Error('EIO')) : Promise.resolve({ bavail: state.blocks, bsize: 1024 })),
     watch: false,
