@@ -16,6 +16,7 @@ import { Registry } from 'prom-client';
 import { NAME } from '../shared/names.js';
 import { createDiskSpace } from '../server/disk-space.js';
 import { createMetrics } from '../server/metrics.js';
+import { createCompression } from '../server/compression.js';
 import { createRetention } from '../server/retention.js';
 import type { Program, ProgramContext, StartedProgram } from '../server/process.js';
 import { createStreamActivity } from '../server/stream-activity.js';
@@ -93,6 +94,14 @@ async function startCollecting({ config, logger, version, startedAt, fail, fatal
     lock: lockWaitingForHolder,
     onRemoved: (reason, bytes) => metrics.retentionRemoved(reason, bytes),
   });
+  const compression = createCompression({
+    enabled: config.compressClosed === 'gzip',
+    logger,
+    listFiles: () => listCentralFiles(config.dataDir, Date.now()),
+    safe: () => true,
+    lock: lockWaitingForHolder,
+    onCompressed: () => metrics.fileCompressed(),
+  });
   const collector = startCollector({ config, logger, writer, journal, metrics: collectMetrics, takeEnds: ends.take, stateLost: ends.lost, fatal });
 
   const app = createCollectorApp({
@@ -111,6 +120,7 @@ async function startCollecting({ config, logger, version, startedAt, fail, fatal
     logger.info({ signal }, 'collector stopping');
     disk.close();
     retention.close();
+    await compression.close();
     // The batch in hand first, then what the writer still holds.
     await collector.close(left());
     const unwritten = await writer.drain(left());

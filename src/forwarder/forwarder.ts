@@ -28,7 +28,7 @@ import { type FileState, STATE_DIR, csvNameOfState, readFileState, stateDirOf } 
 import { type NatsConfig, connectAndFollow, ensureStream, managerOf, subjectOf } from '../nats/connection.js';
 import { safeMessage } from '../shared/redaction.js';
 import { type CursorStore, createCursorStore } from './cursor-store.js';
-import { readHeaderRecord, readRecords, scanRows } from '../storage/csv.js';
+import { type CsvRecord, readHeaderRecord, readRecords, readTail, scanRows, streamRecords } from '../storage/csv.js';
 import { takeProcessLock } from '../storage/lock.js';
 import type { ForwardMetrics } from './metrics.js';
 import { createPause } from '../nats/pause.js';
@@ -103,6 +103,8 @@ interface StreamCsv {
   readonly name: string;
   readonly stream: string;
   readonly archive: boolean;
+  /** A `.gz` (SPEC section 12): read from its start, never grows. */
+  readonly compressed: boolean;
   /** The UTC day of a daily file. */
   readonly day?: string;
 }
@@ -220,7 +222,9 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
    * Counts the file's new rows for the lag metric and, when JetStream is
    * there, publishes one chunk of them; resolves to the rows acknowledged.
    */
-  async function forwardFile(js: JetStreamClient | undefined, { name, stream, archive, day }: StreamCsv): Promise<number> {
+  async function forwardFile(js: JetStreamClient | undefined, csv: StreamCsv): Promise<number> {
+    if (csv.compressed) return forwardCompressed(js, csv);
+    const { name, stream, archive, day } = csv;
     const opened = openStable(name);
     if (opened === null) {
       if (!nodeFs.existsSync(join(config.dataDir, name))) byName.delete(name);
@@ -258,26 +262,74 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
       if (js === undefined || !connected) return 0;
       const { records, end } = readRecords(nodeFs, fd, file.cursor, file.counted, CHUNK_ROWS);
       if (records.length === 0) return 0;
-      const { columns } = file;
-      const subject = subjectOf(config.natsSubjectPrefix, config.siteId, stream);
-      const outgoing: OutgoingRow[] = records.map((record) => ({
-        subject,
-        id: messageId({ site: config.siteId, fileId: state.id, offset: record.offset }),
-        payload: encodeRowMessage(
-          { site: config.siteId, stream, file: name, received_at: record.fields[0] ?? '', cells: {} },
-          columns,
-          record.fields.slice(1),
-        ),
-      }));
-      if (!(await publishAll(js, outgoing))) return 0;
-      file.cursor = end;
-      file.lag -= records.length;
-      cursors?.write(state.id, end);
-      metrics.rowsForwarded(stream, records.length);
-      return records.length;
+      return (await publishRecords(js, file, records, end)) ? records.length : 0;
     } finally {
       nodeFs.closeSync(fd);
     }
+  }
+
+  /** Publishes a file's records, then moves its cursor past them; false if closed first. */
+  async function publishRecords(js: JetStreamClient, file: Tracked, records: readonly CsvRecord[], end: number): Promise<boolean> {
+    const { columns, stream, name, id } = file;
+    const subject = subjectOf(config.natsSubjectPrefix, config.siteId, stream);
+    const outgoing: OutgoingRow[] = records.map((record) => ({
+      subject,
+      id: messageId({ site: config.siteId, fileId: id, offset: record.offset }),
+      payload: encodeRowMessage({ site: config.siteId, stream, file: name, received_at: record.fields[0] ?? '', cells: {} }, columns, record.fields.slice(1)),
+    }));
+    if (!(await publishAll(js, outgoing))) return false;
+    file.cursor = end;
+    file.lag -= records.length;
+    cursors?.write(id, end);
+    metrics.rowsForwarded(stream, records.length);
+    return true;
+  }
+
+  /**
+   * A `.gz` file (compressed while forwarding was off, or before its rows were
+   * all sent): its rows are read from its start, so it is counted once and
+   * then sent from the cursor to its end in one pass. Offsets are those of the
+   * CSV bytes, as before compression, so message ids are unchanged.
+   */
+  async function forwardCompressed(js: JetStreamClient | undefined, { name, stream }: StreamCsv): Promise<number> {
+    const path = join(config.dataDir, name);
+    const state = stateOrNull(path);
+    if (state === null) {
+      if (!nodeFs.existsSync(path)) byName.delete(name);
+      return 0;
+    }
+    let file = byName.get(name);
+    if (file === undefined || file.id !== state.id) {
+      const tail = await readTail(path, 0);
+      if (tail === null) return 0;
+      const cursor = Math.max(cursors?.read(state.id) ?? 0, tail.headerEnd);
+      const foreign = tail.header[0] !== RECEIVED_AT;
+      if (foreign) log.warn({ file: name }, 'file does not start with received_at; not forwarded');
+      let lag = 0;
+      if (!foreign && cursor < state.synced) for await (const _ of streamRecords(path, cursor, state.synced)) lag++;
+      file = { id: state.id, name, stream, created: state.created, cursor, counted: state.synced, lag, settled: foreign, columns: tail.header.slice(1) };
+      byName.set(name, file);
+      if (foreign) return 0;
+    }
+    if (file.cursor >= state.synced) {
+      file.settled = true;
+      return 0;
+    }
+    if (js === undefined || !connected) return 0;
+    let sent = 0;
+    let records: CsvRecord[] = [];
+    let end = file.cursor;
+    for await (const record of streamRecords(path, file.cursor, state.synced)) {
+      records.push(record);
+      end = record.end;
+      if (records.length < CHUNK_ROWS) continue;
+      if (!(await publishRecords(js, file, records, end))) return sent;
+      sent += records.length;
+      records = [];
+    }
+    if (records.length > 0 && (await publishRecords(js, file, records, end))) sent += records.length;
+    if (file.cursor >= state.synced) file.settled = true;
+    return sent;
   }
 
   /** Every row in flight at once; the ones not acknowledged again, same ids, until all are. False if closed first. */

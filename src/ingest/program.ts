@@ -12,6 +12,7 @@ import { Registry } from 'prom-client';
 import type { Forwarder } from '../forwarder/forwarder.js';
 import { createDiskSpace } from '../server/disk-space.js';
 import { createMetrics } from '../server/metrics.js';
+import { createCompression } from '../server/compression.js';
 import { createRetention } from '../server/retention.js';
 import type { Program, ProgramContext, StartedProgram } from '../server/process.js';
 import { createStreamActivity } from '../server/stream-activity.js';
@@ -19,7 +20,7 @@ import type { Config } from '../shared/config.js';
 import { settledWithin } from '../shared/deadline.js';
 import { lockWaitingForHolder } from '../storage/lock.js';
 import { repairCurrentFiles } from '../storage/repair.js';
-import { listStoredFiles } from '../storage/stream-files.js';
+import { type ListedFile, listStoredFiles } from '../storage/stream-files.js';
 import { createThreadRunner } from '../writer/runners.js';
 import { createWriter } from '../writer/writer.js';
 import { createApp } from './app.js';
@@ -82,16 +83,26 @@ async function startIngest({ config, logger, version, startedAt }: ProgramContex
   };
   const writer = createWriter({ config, runner: createThreadRunner({ boundaries }), logger, events: writerEvents });
   const monitor = createMonitor({ config, logger, activity, queueLength, now: Date.now });
+  const listFiles = (): Promise<ListedFile[]> => listStoredFiles(config.dataDir, config.streams, Date.now());
+  // With forwarding on, a file is compressed or removed only once JetStream has every row of it (SPEC section 12).
+  const safe = (path: string): boolean => forwarder === undefined || forwarder.forwarded(basename(path));
   const retention = createRetention({
     rules: { days: config.retentionDays, maxBytes: config.retentionMaxBytes },
     logger,
     now: Date.now,
-    listFiles: () => listStoredFiles(config.dataDir, config.streams, Date.now()),
-    // With forwarding on, a file goes only once JetStream has every row of it (SPEC section 12).
-    safe: (path) => forwarder === undefined || forwarder.forwarded(basename(path)),
+    listFiles,
+    safe,
     // Waits out a holder, and takes over a lock a killed process left once it is stale (10 s).
     lock: lockWaitingForHolder,
     onRemoved: (reason, bytes) => metrics.retentionRemoved(reason, bytes),
+  });
+  const compression = createCompression({
+    enabled: config.compressClosed === 'gzip',
+    logger,
+    listFiles,
+    safe,
+    lock: lockWaitingForHolder,
+    onCompressed: () => metrics.fileCompressed(),
   });
   const lifecycle: Lifecycle = { closing: false };
   const idempotency = createIdempotencyStore({ windowSec: config.idempotencyWindowSec, maxKeys: config.idempotencyMaxKeys, now: Date.now });
@@ -121,6 +132,8 @@ async function startIngest({ config, logger, version, startedAt }: ProgramContex
     monitor.close();
     disk.close();
     retention.close();
+    // A compression under way is abandoned (its plain file stays), so its lock is not left behind.
+    await compression.close();
     lifecycle.closing = true;
     // Open dashboards' event streams never end by themselves: server.close() would wait for them.
     eventHub.close();

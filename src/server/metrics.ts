@@ -34,6 +34,8 @@ export interface Metrics {
   ingestDuplicate(stream: string): void;
   /** Retention removed a file of `bytes` (SPEC section 12). */
   retentionRemoved(reason: 'age' | 'size', bytes: number): void;
+  /** A closed file was compressed to `.gz` (SPEC section 12). */
+  fileCompressed(): void;
   readonly writerEvents: WriterEvents;
   /** The Flask10X-style JSON view (`/metrics?format=json`). */
   jsonView(): Promise<Record<string, unknown>>;
@@ -166,6 +168,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   });
   for (const reason of ['age', 'size'] as const) retentionFiles.inc({ reason }, 0);
   const retentionBytes = new Counter({ name: 'retention_removed_bytes_total', help: 'Bytes of the files retention removed.', registers });
+  const compressedFiles = new Counter({ name: 'compress_files_total', help: 'Closed files compressed to .gz (COMPRESS_CLOSED=gzip).', registers });
 
   // Label children built once: no label lookup per request on the ingest path.
   // Routes are patterns and statuses a short list, so this map stays small.
@@ -202,6 +205,9 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     retentionRemoved(reason, bytes) {
       retentionFiles.inc({ reason });
       retentionBytes.inc(bytes);
+    },
+    fileCompressed() {
+      compressedFiles.inc();
     },
     writerEvents: {
       fileWritten(outcome) {

@@ -9,11 +9,11 @@
  *
  * All file work is asynchronous: a slow disk never holds up the event loop.
  */
-import { open, stat, unlink } from 'node:fs/promises';
+import { stat, unlink } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { RECEIVED_AT, readTail } from '../storage/csv.js';
-import { statePathOf } from '../storage/file-state.js';
+import { newestRowMs } from '../storage/compress.js';
+import { fsyncDirectoryAsync, statePathOf } from '../storage/file-state.js';
 import type { LockFile } from '../storage/lock.js';
 import { type RemovalReason, type RetainedFile, type RetentionRules, planRetention } from '../storage/retention.js';
 import type { ListedFile } from '../storage/stream-files.js';
@@ -21,8 +21,6 @@ import type { ListedFile } from '../storage/stream-files.js';
 export const RETENTION_INTERVAL_MS = 60_000;
 /** While forwarding holds retention back, the WARN comes again at most this often. */
 export const RETENTION_WAIT_WARN_MS = 3_600_000;
-/** A file's newest row is looked for in its last this many bytes. */
-const NEWEST_ROW_TAIL_BYTES = 64 * 1024;
 
 export type { ListedFile } from '../storage/stream-files.js';
 
@@ -75,7 +73,7 @@ export function createRetention(deps: RetentionDeps): Retention {
         await unlink(file.path);
         // The state goes after the file: a crash between leaves a state without its file, which nothing reads.
         await unlink(statePathOf(file.path)).catch(() => {});
-        await fsyncDirectory(dirname(file.path));
+        await fsyncDirectoryAsync(dirname(file.path));
       } finally {
         await release().catch(() => {});
       }
@@ -108,23 +106,4 @@ export function createRetention(deps: RetentionDeps): Retention {
     run,
     close: () => clearInterval(timer),
   };
-}
-
-/** Epoch ms of the file's newest row (its last `received_at`); the modification time for a file without one. */
-async function newestRowMs(path: string, mtimeMs: number): Promise<number> {
-  const tail = await readTail(path, NEWEST_ROW_TAIL_BYTES).catch(() => null);
-  const at = tail?.header.indexOf(RECEIVED_AT) ?? -1;
-  const last = tail?.rows.at(-1);
-  const parsed = at < 0 || last === undefined ? Number.NaN : Date.parse(last[at] ?? '');
-  return Number.isNaN(parsed) ? mtimeMs : parsed;
-}
-
-/** Makes a removal in `dir` durable (the directory's own fsync), without blocking. */
-async function fsyncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

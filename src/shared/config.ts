@@ -62,6 +62,8 @@ export interface Config {
   readonly retentionDays: number | undefined;
   /** SPEC section 12: the oldest closed files are removed while the stream files take more; unset keeps them. */
   readonly retentionMaxBytes: number | undefined;
+  /** SPEC section 12: `gzip` compresses each closed file to `<file>.gz`; `none` keeps plain CSV. */
+  readonly compressClosed: 'none' | 'gzip';
 }
 
 /** SPEC section 2's defaults, as the strings an operator would write. */
@@ -97,6 +99,7 @@ export const DEFAULTS = Object.freeze({
   WRITE_QUEUE_MAX_BYTES: '33554432',
   WRITE_TIMEOUT_SEC: '30',
   DISK_MIN_FREE_BYTES: '104857600',
+  COMPRESS_CLOSED: 'none',
 });
 
 /** Variables whose values are secrets: never echoed in errors or logs. */
@@ -271,6 +274,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     diskMinFreeBytes: whole('DISK_MIN_FREE_BYTES', 0, Number.MAX_SAFE_INTEGER),
     retentionDays: optionalWhole('RETENTION_DAYS', 1, 36_500),
     retentionMaxBytes: optionalWhole('RETENTION_MAX_BYTES', 1, Number.MAX_SAFE_INTEGER),
+    compressClosed: oneOf('COMPRESS_CLOSED', ['none', 'gzip'] as const),
   };
 
   if (problems.length > 0) throw new ConfigError(problems);

@@ -5,7 +5,7 @@
  * and only rows whose `received_at` day is in the range. Streamed a chunk at
  * a time, never a whole file in memory (a row at most).
  */
-import { createReadStream } from 'node:fs';
+import { csvChunks } from './compressed.js';
 import { RECEIVED_AT, type RowScan, encodeLine, parseRecord, scanRowEnds } from './csv.js';
 
 /** Inclusive UTC days, `YYYY-MM-DD`; an open end when absent. */
@@ -46,7 +46,7 @@ const CSV_READING: CsvReading = { scanRowEnds, parseRecord };
 /**
  * The CSV text: `columns` as the header, then the rows of each file in turn.
  * A file that has gone (renamed by an archive-and-widen since it was listed)
- * is skipped; a record not yet ended by `\n` (a write under way) is left out.
+ * is skipped (one compressed since is read from its `.gz`); a record not yet ended by `\n` (a write under way) is left out.
  *
  * Linear in the bytes whatever the row size: each chunk is scanned once for
  * row ends (the scan keeps its quote state across chunks), and a record is
@@ -73,7 +73,7 @@ export async function* exportCsv(
     let pending: Buffer[] = [];
     let out = '';
     try {
-      for await (const chunk of createReadStream(path, { highWaterMark: CHUNK_BYTES }) as AsyncIterable<Buffer>) {
+      for await (const chunk of csvChunks(path, CHUNK_BYTES)) {
         const ended = scan.end;
         reading.scanRowEnds(scan, chunk, chunk.length, position);
         position += chunk.length;

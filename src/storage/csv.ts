@@ -20,8 +20,8 @@
  * No Express, no prom-client: the worker thread imports this file.
  */
 import type * as nodeFs from 'node:fs';
-import { createReadStream } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
+import { csvChunks, isCompressed } from './compressed.js';
 
 /** SPEC section 9: what counts as "a number" for the formula guard. */
 const NUMBER = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
@@ -345,7 +345,7 @@ export function endOfLastRow(fs: ReadFs, fd: number, size: number, from = 0): nu
 export async function countRows(path: string): Promise<number> {
   const scan: RowScan = { quoted: false, rows: 0, end: 0 };
   let position = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 }) as AsyncIterable<Buffer>) {
+  for await (const chunk of csvChunks(path)) {
     scanRowEnds(scan, chunk, chunk.length, position);
     position += chunk.length;
   }
@@ -359,6 +359,8 @@ const ROW_START = /\n(?=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z[,\n])/;
 
 export interface Tail {
   readonly header: string[];
+  /** Byte offset just past the header line: where the rows start. */
+  readonly headerEnd: number;
   /** Complete rows, oldest first, each with as many cells as the header. */
   readonly rows: string[][];
   /** Whether rows before the first one returned were left unread. */
@@ -383,7 +385,15 @@ export type OpenFile = (path: string, flags: 'r') => Promise<{
  * this server wrote, and never read whole.
  */
 export async function readTail(path: string, maxBytes = TAIL_BYTES, open: OpenFile = openFile): Promise<Tail | null> {
-  const file = await open(path, 'r');
+  if (isCompressed(path)) return readStreamedTail(path, maxBytes);
+  let file: Awaited<ReturnType<OpenFile>>;
+  try {
+    file = await open(path, 'r');
+  } catch (error) {
+    // Compressed since it was listed: its .gz holds the same rows.
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return readStreamedTail(path, maxBytes);
+    throw error;
+  }
   try {
     const { size } = await file.stat();
     let bytesRead = 0;
@@ -409,7 +419,7 @@ export async function readTail(path: string, maxBytes = TAIL_BYTES, open: OpenFi
       if (head.length < want) break; // the file shrank since its stat
     }
     if (header === null) {
-      if (size > MAX_HEADER_BYTES && head.length >= MAX_HEADER_BYTES) throw new Error(`${path} has no header line in its first ${MAX_HEADER_BYTES} bytes: not a CSV file this server wrote`);
+      if (size > MAX_HEADER_BYTES && head.length >= MAX_HEADER_BYTES) throw noHeaderError(path);
       return null;
     }
 
@@ -418,24 +428,104 @@ export async function readTail(path: string, maxBytes = TAIL_BYTES, open: OpenFi
     const reused = start < head.length ? head.subarray(start) : Buffer.alloc(0);
     const from = start + reused.length;
     const text = Buffer.concat([reused, from < size ? await readAt(from, size - from) : Buffer.alloc(0)]).toString('utf8');
-    const cut = start > header.end;
-    let offset = 0;
-    if (cut) {
-      // Skip to the first line that starts a row; a quoted cell may hold newlines, so the first `\n` alone is not enough.
-      const match = ROW_START.exec(text);
-      if (match === null) return { header: header.fields, rows: [], cut, bytesRead };
-      offset = match.index + 1;
-    }
-    const rows: string[][] = [];
-    for (;;) {
-      const record = parseRecord(text, offset);
-      if (record === null) break;
-      offset = record.end;
-      if (record.fields.length === header.fields.length) rows.push(record.fields);
-    }
-    return { header: header.fields, rows, cut, bytesRead };
+    return tailOf(header, text, start > header.end, bytesRead);
   } finally {
     await file.close();
+  }
+}
+
+/**
+ * readTail of a `.gz` file: its CSV bytes come only from its start, so they
+ * are streamed through, keeping the header and the last `maxBytes`.
+ * `bytesRead` counts the CSV bytes inflated.
+ */
+async function readStreamedTail(path: string, maxBytes: number): Promise<Tail | null> {
+  let head = Buffer.alloc(0);
+  let header: HeaderRecord | null = null;
+  const kept: Buffer[] = [];
+  let keptBytes = 0;
+  let size = 0;
+  for await (const chunk of csvChunks(path)) {
+    size += chunk.length;
+    let rest = chunk;
+    if (header === null) {
+      head = Buffer.concat([head, chunk]);
+      header = headerIn(head);
+      if (header === null) {
+        if (head.length > MAX_HEADER_BYTES) throw noHeaderError(path);
+        continue;
+      }
+      header = { ...header, line: Buffer.from(header.line) };
+      if (maxBytes === 0) break;
+      rest = head.subarray(header.end);
+    }
+    kept.push(rest);
+    keptBytes += rest.length;
+    while (kept.length > 1 && keptBytes - (kept[0] as Buffer).length >= maxBytes) keptBytes -= (kept.shift() as Buffer).length;
+  }
+  if (header === null) return null;
+  const bytes = Buffer.concat(kept);
+  const start = Math.max(header.end, size - maxBytes);
+  const text = bytes.subarray(Math.max(0, bytes.length - (size - start))).toString('utf8');
+  return tailOf(header, text, start > header.end, size);
+}
+
+/** The rows of a tail's text; a `cut` text starts part-way through a row, which is skipped. */
+function tailOf(header: HeaderRecord, text: string, cut: boolean, bytesRead: number): Tail {
+  let offset = 0;
+  if (cut) {
+    // Skip to the first line that starts a row; a quoted cell may hold newlines, so the first `\n` alone is not enough.
+    const match = ROW_START.exec(text);
+    if (match === null) return { header: header.fields, headerEnd: header.end, rows: [], cut, bytesRead };
+    offset = match.index + 1;
+  }
+  const rows: string[][] = [];
+  for (;;) {
+    const record = parseRecord(text, offset);
+    if (record === null) break;
+    offset = record.end;
+    if (record.fields.length === header.fields.length) rows.push(record.fields);
+  }
+  return { header: header.fields, headerEnd: header.end, rows, cut, bytesRead };
+}
+
+function noHeaderError(path: string): Error {
+  return new Error(`${path} has no header line in its first ${MAX_HEADER_BYTES} bytes: not a CSV file this server wrote`);
+}
+
+/**
+ * The whole records in [from, to) of a file's CSV bytes, in order; `from` is
+ * a record boundary. For a `.gz` file, whose bytes can only be read from its
+ * start (the forwarder's way through a file compressed before it was sent).
+ */
+export async function* streamRecords(path: string, from: number, to: number): AsyncGenerator<CsvRecord & { readonly end: number }> {
+  const scan: RowScan = { quoted: false, rows: 0, end: 0 };
+  let position = 0;
+  let pending: Buffer[] = [];
+  let pendingStart = from;
+  for await (const read of csvChunks(path)) {
+    const chunkStart = position;
+    position += read.length;
+    if (position <= from) continue;
+    const skip = Math.max(0, from - chunkStart);
+    const chunk = read.subarray(skip, Math.min(read.length, to - chunkStart));
+    const ended = scan.end;
+    scanRowEnds(scan, chunk, chunk.length, chunkStart + skip - from);
+    pending.push(chunk);
+    if (scan.end > ended) {
+      const bytes = Buffer.concat(pending);
+      const wholeRows = from + scan.end - pendingStart;
+      const text = bytes.toString('latin1', 0, wholeRows);
+      for (let at = 0; at < text.length; ) {
+        const record = parseRecord(text, at);
+        if (record === null) break;
+        yield { offset: pendingStart + at, end: pendingStart + record.end, fields: record.fields.map(toUtf8) };
+        at = record.end;
+      }
+      pending = [bytes.subarray(wholeRows)];
+      pendingStart = from + scan.end;
+    }
+    if (position >= to) break;
   }
 }
 

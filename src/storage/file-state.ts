@@ -18,6 +18,7 @@
  * under old ids. Imports only file code: this module runs in the worker thread.
  */
 import { randomBytes } from 'node:crypto';
+import { open as openAsync, readFile, rename as renameAsync, mkdir as mkdirAsync } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { type WriterFs, fsyncDirectory, writeAll } from './fs.js';
 
@@ -47,9 +48,10 @@ export function statePathOf(csvPath: string): string {
   return join(stateDirOf(dirname(csvPath)), basename(csvPath) + STATE_SUFFIX);
 }
 
-/** The CSV file name a state file describes, or null for anything else in the folder. */
+/** The CSV file name (`.csv`, or `.csv.gz` once compressed) a state file describes, or null for anything else in the folder. */
 export function csvNameOfState(stateFileName: string): string | null {
-  return stateFileName.endsWith(`.csv${STATE_SUFFIX}`) ? stateFileName.slice(0, -STATE_SUFFIX.length) : null;
+  const described = stateFileName.endsWith(STATE_SUFFIX) ? stateFileName.slice(0, -STATE_SUFFIX.length) : '';
+  return described.endsWith('.csv') || described.endsWith('.csv.gz') ? described : null;
 }
 
 export function newFileId(): string {
@@ -93,6 +95,47 @@ export function readFileState(fs: Pick<WriterFs, 'openSync' | 'readSync' | 'clos
     });
   }
   return state;
+}
+
+/** readFileState without blocking: for the main thread (compression), where a slow disk must not stop requests. */
+export async function readFileStateAsync(csvPath: string): Promise<FileState | null> {
+  let text: string;
+  try {
+    text = await readFile(statePathOf(csvPath), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+  const state = parseFileState(text);
+  if (state === null) throw Object.assign(new Error(`the file state ${statePathOf(csvPath)} does not parse`), { code: 'EBADSTATE' });
+  return state;
+}
+
+/** writeFileStateDurably without blocking (compression, on the main thread). */
+export async function writeFileStateDurablyAsync(csvPath: string, state: FileState): Promise<void> {
+  const dir = stateDirOf(dirname(csvPath));
+  await mkdirAsync(dir, { recursive: true });
+  const path = statePathOf(csvPath);
+  const temporary = `${path}.tmp`;
+  const handle = await openAsync(temporary, 'w');
+  try {
+    await handle.writeFile(encodeFileState(state));
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await renameAsync(temporary, path);
+  await fsyncDirectoryAsync(dir);
+}
+
+/** A new, renamed or removed directory entry is durable once the directory is fsynced; without blocking. */
+export async function fsyncDirectoryAsync(dir: string): Promise<void> {
+  const handle = await openAsync(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
 
 /**

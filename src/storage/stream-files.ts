@@ -2,12 +2,16 @@
  * A stream's CSV files in DATA_DIR, found by name and put in time order:
  * `<stream>.csv` and its archives `<stream>.<YYYYMMDDTHHMMSSZ>[-n].csv`, and
  * with daily rotation `<stream>-YYYY-MM-DD.csv` and its archives (SPEC
- * sections 4 and 9, src/writer/file-names.ts). File names are only ever
+ * sections 4 and 9, src/writer/file-names.ts); each of them also as
+ * `<file>.gz` once compressed (section 12). File names are only ever
  * matched against these patterns, never built from a request, so no request
  * can reach a file outside them.
  */
+import * as nodeFs from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { COMPRESSED_SUFFIX } from './compressed.js';
+import { readFileState } from './file-state.js';
 
 export interface StreamFile {
   readonly name: string;
@@ -17,24 +21,26 @@ export interface StreamFile {
   readonly archivedAt: string | null;
   /** The `-n` of an archive whose name was taken (0 if none). */
   readonly attempt: number;
+  /** Stored as `<file>.gz` (SPEC section 12). */
+  readonly compressed: boolean;
 }
 
 const DAY = String.raw`(\d{4}-\d{2}-\d{2})`;
 const ARCHIVE = String.raw`(?:\.(\d{8}T\d{6}Z)(?:-(\d{1,6}))?)?`;
 
-/** The one pattern a stream's file names match: `<stream>[-<day>][.<archive time>[-n]].csv`. */
+/** The one pattern a stream's file names match: `<stream>[-<day>][.<archive time>[-n]].csv[.gz]`. */
 function patternFor(stream: string): RegExp {
   const name = stream.replace(/[^a-z0-9_]/g, (ch) => `\\${ch}`);
-  return new RegExp(`^${name}(?:-${DAY})?${ARCHIVE}\\.csv$`);
+  return new RegExp(`^${name}(?:-${DAY})?${ARCHIVE}\\.csv(\\.gz)?$`);
 }
 
 /** What `fileName` is among `stream`'s files, or null if it is not one. */
 export function matchStreamFile(stream: string, fileName: string): StreamFile | null {
   const match = patternFor(stream).exec(fileName);
   if (match === null) return null;
-  const [, day, archivedAt, attempt] = match;
+  const [, day, archivedAt, attempt, gz] = match;
   if (day !== undefined && !isCalendarDay(day)) return null;
-  return { name: fileName, day: day ?? null, archivedAt: archivedAt ?? null, attempt: attempt === undefined ? 0 : Number(attempt) };
+  return { name: fileName, day: day ?? null, archivedAt: archivedAt ?? null, attempt: attempt === undefined ? 0 : Number(attempt), compressed: gz !== undefined };
 }
 
 /**
@@ -46,12 +52,21 @@ export function compareStreamFiles(a: StreamFile, b: StreamFile): number {
   const dayA = a.day ?? '';
   const dayB = b.day ?? '';
   if (dayA !== dayB) return dayA < dayB ? -1 : 1;
-  if (a.archivedAt === null || b.archivedAt === null) return (a.archivedAt === null ? 1 : 0) - (b.archivedAt === null ? 1 : 0);
-  if (a.archivedAt !== b.archivedAt) return a.archivedAt < b.archivedAt ? -1 : 1;
-  return a.attempt - b.attempt;
+  if (a.archivedAt !== b.archivedAt) {
+    if (a.archivedAt === null) return 1;
+    if (b.archivedAt === null) return -1;
+    return a.archivedAt < b.archivedAt ? -1 : 1;
+  }
+  if (a.attempt !== b.attempt) return a.attempt - b.attempt;
+  // One name in both forms: the .gz holds the older rows (a late row began the plain file again).
+  return Number(b.compressed) - Number(a.compressed);
 }
 
-/** `stream`'s files in `dataDir`, oldest first. */
+/**
+ * `stream`'s files in `dataDir`, oldest first. A plain file whose `.gz` holds
+ * the same file (same id: a compression between its rename and the plain
+ * file's removal) is listed once, as the `.gz`.
+ */
 export async function listStreamFiles(dataDir: string, stream: string): Promise<StreamFile[]> {
   const files: StreamFile[] = [];
   for (const entry of await readdir(dataDir, { withFileTypes: true })) {
@@ -59,7 +74,18 @@ export async function listStreamFiles(dataDir: string, stream: string): Promise<
     const file = matchStreamFile(stream, entry.name);
     if (file !== null) files.push(file);
   }
-  return files.sort(compareStreamFiles);
+  const compressed = new Set(files.filter((file) => file.compressed).map((file) => file.name));
+  return files.filter((file) => !(compressed.has(file.name + COMPRESSED_SUFFIX) && sameFile(dataDir, file.name))).sort(compareStreamFiles);
+}
+
+/** Whether `<name>` and `<name>.gz` carry one file id (unreadable states: not known to be, so both are kept). */
+function sameFile(dataDir: string, name: string): boolean {
+  try {
+    const plain = readFileState(nodeFs, join(dataDir, name));
+    return plain !== null && readFileState(nodeFs, join(dataDir, name + COMPRESSED_SUFFIX))?.id === plain.id;
+  } catch {
+    return false;
+  }
 }
 
 /** `YYYY-MM-DD` naming a real UTC day (not 2026-02-30). */
@@ -73,32 +99,38 @@ export function isCalendarDay(text: string): boolean {
  * Which of `streams` a CSV file belongs to, whether it is an archive, and its
  * UTC day under daily rotation; null for any other file.
  */
-export function streamFileOf(fileName: string, streams: Iterable<string>): { stream: string; archive: boolean; day?: string } | null {
-  let dayFile: { stream: string; archive: boolean; day?: string } | null = null;
+export function streamFileOf(fileName: string, streams: Iterable<string>): { stream: string; archive: boolean; compressed: boolean; day?: string } | null {
+  let dayFile: { stream: string; archive: boolean; compressed: boolean; day?: string } | null = null;
   for (const stream of streams) {
     const file = matchStreamFile(stream, fileName);
     if (file === null) continue;
     // A stream named like another's day file (`data-2026-11-23`) owns its own name.
-    if (file.day === null) return { stream, archive: file.archivedAt !== null };
-    dayFile ??= { stream, archive: file.archivedAt !== null, day: file.day };
+    if (file.day === null) return { stream, archive: file.archivedAt !== null, compressed: file.compressed };
+    dayFile ??= { stream, archive: file.archivedAt !== null, compressed: file.compressed, day: file.day };
   }
   return dayFile;
 }
 
-/** A stream file by its path, and whether it is closed (what disk space and retention need to know of it). */
+/** A stream file by its path, and what disk space, retention and compression need to know of it. */
 export interface ListedFile {
   readonly path: string;
   /** An archive or a past day's file: nothing more is appended to it. */
   readonly closed: boolean;
+  /** Closed, plain, and past the time a late row could still reach it: COMPRESS_CLOSED may compress it (absent: no). */
+  readonly compressible?: boolean;
 }
 
 /** Every file of `streams` in `dataDir`, and whether it is closed at `nowMs`. */
 export async function listStoredFiles(dataDir: string, streams: readonly string[], nowMs: number): Promise<ListedFile[]> {
   const listed: ListedFile[] = [];
   for (const stream of streams) {
-    for (const file of await listStreamFiles(dataDir, stream)) listed.push({ path: join(dataDir, file.name), closed: isClosedFile(file, nowMs) });
+    for (const file of await listStreamFiles(dataDir, stream)) listed.push(listedFile(join(dataDir, file.name), file, nowMs));
   }
   return listed;
+}
+
+export function listedFile(path: string, file: StreamFile, nowMs: number): ListedFile {
+  return { path, closed: isClosedFile(file, nowMs), compressible: isCompressible(file, nowMs) };
 }
 
 /**
@@ -106,5 +138,21 @@ export async function listStoredFiles(dataDir: string, streams: readonly string[
  * archive or a past UTC day's file (`CSV_ROTATE=daily`).
  */
 export function isClosedFile(file: StreamFile, nowMs: number): boolean {
-  return file.archivedAt !== null || (file.day !== null && file.day < new Date(nowMs).toISOString().slice(0, 10));
+  return file.compressed || file.archivedAt !== null || (file.day !== null && file.day < utcDay(nowMs));
+}
+
+/**
+ * Whether a closed plain file is compressed now: an archive at once; a past
+ * day's file once the day after it has ended too, since a row received just
+ * before midnight may still be in the queue for it (the forwarder settles a
+ * day file by the same rule). A row that comes later still (a writer stalled
+ * for a day) starts the plain file again beside its `.gz`, and that stays plain.
+ */
+export function isCompressible(file: StreamFile, nowMs: number): boolean {
+  if (file.compressed) return false;
+  return file.archivedAt !== null || (file.day !== null && file.day < utcDay(nowMs - 86_400_000));
+}
+
+function utcDay(epochMs: number): string {
+  return new Date(epochMs).toISOString().slice(0, 10);
 }

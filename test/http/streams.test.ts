@@ -313,10 +313,10 @@ describe('refusals', () => {
 
 describe('stream file names', () => {
   it('matches only the stream\'s own current files and archives', () => {
-    expect(matchStreamFile('data', 'data.csv')).toEqual({ name: 'data.csv', day: null, archivedAt: null, attempt: 0 });
-    expect(matchStreamFile('data', 'data.20261123T101500Z-2.csv')).toEqual({ name: 'data.20261123T101500Z-2.csv', day: null, archivedAt: '20261123T101500Z', attempt: 2 });
+    expect(matchStreamFile('data', 'data.csv')).toEqual({ name: 'data.csv', day: null, archivedAt: null, attempt: 0, compressed: false });
+    expect(matchStreamFile('data', 'data.20261123T101500Z-2.csv')).toEqual({ name: 'data.20261123T101500Z-2.csv', day: null, archivedAt: '20261123T101500Z', attempt: 2, compressed: false });
     expect(matchStreamFile('data', 'data-2026-11-23.20261123T101500Z.csv')).toMatchObject({ day: '2026-11-23', archivedAt: '20261123T101500Z' });
-    for (const name of ['data2.csv', 'data-x.csv', 'data.csv.lock', 'data.csv.partial-20261123T101500Z', 'data-2026-02-30.csv', '../data.csv', 'data/../data.csv', 'data.CSV', 'xdata.csv']) {
+    for (const name of ['data2.csv', 'data-x.csv', 'data.csv.lock', 'data.csv.partial-20261123T101500Z', 'data-2026-02-30.csv', '../data.csv', 'data/../data.csv', 'data.CSV', 'xdata.csv', 'data.csv.gz.tmp', 'data.gz', 'data.csv.gzip']) {
       expect(matchStreamFile('data', name), name).toBeNull();
     }
     expect(matchStreamFile('my-stream', 'my-stream-2026-11-23.csv')).toMatchObject({ day: '2026-11-23' });

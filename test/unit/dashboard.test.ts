@@ -247,7 +247,7 @@ describe('readTail', () => {
     expect(await readTail(path)).toBeNull();
     expect(await readHeader(path)).toBeNull();
     appendFileSync(path, 'q\n');
-    expect(await readTail(path)).toEqual({ header: ['received_at', 'seq'], rows: [], cut: false, bytesRead: 16 });
+    expect(await readTail(path)).toEqual({ header: ['received_at', 'seq'], headerEnd: 16, rows: [], cut: false, bytesRead: 16 });
     expect(await readHeader(path)).toEqual(['received_at', 'seq']);
   });
 });

@@ -8,16 +8,18 @@ describe('streamFileOf', () => {
   const streams = new Set(['data', 'env-1', 'a_b']);
 
   it.each([
-    ['data.csv', { stream: 'data', archive: false }],
-    ['env-1.csv', { stream: 'env-1', archive: false }],
-    ['a_b.csv', { stream: 'a_b', archive: false }],
-    ['data.20261123T101500Z.csv', { stream: 'data', archive: true }],
-    ['data.20261123T101500Z-1.csv', { stream: 'data', archive: true }],
-    ['data.20261123T101500Z-12.csv', { stream: 'data', archive: true }],
-    ['data-2026-11-23.csv', { stream: 'data', archive: false, day: '2026-11-23' }],
-    ['data-2026-11-23.20261123T101500Z.csv', { stream: 'data', archive: true, day: '2026-11-23' }],
-    ['data-2026-11-23.20261123T101500Z-2.csv', { stream: 'data', archive: true, day: '2026-11-23' }],
-    ['env-1-2026-01-02.csv', { stream: 'env-1', archive: false, day: '2026-01-02' }],
+    ['data.csv', { stream: 'data', archive: false, compressed: false }],
+    ['env-1.csv', { stream: 'env-1', archive: false, compressed: false }],
+    ['a_b.csv', { stream: 'a_b', archive: false, compressed: false }],
+    ['data.20261123T101500Z.csv', { stream: 'data', archive: true, compressed: false }],
+    ['data.20261123T101500Z-1.csv', { stream: 'data', archive: true, compressed: false }],
+    ['data.20261123T101500Z-12.csv', { stream: 'data', archive: true, compressed: false }],
+    ['data-2026-11-23.csv', { stream: 'data', archive: false, compressed: false, day: '2026-11-23' }],
+    ['data-2026-11-23.20261123T101500Z.csv', { stream: 'data', archive: true, compressed: false, day: '2026-11-23' }],
+    ['data-2026-11-23.20261123T101500Z-2.csv', { stream: 'data', archive: true, compressed: false, day: '2026-11-23' }],
+    ['env-1-2026-01-02.csv', { stream: 'env-1', archive: false, compressed: false, day: '2026-01-02' }],
+    ['data.20261123T101500Z.csv.gz', { stream: 'data', archive: true, compressed: true }],
+    ['data-2026-11-23.csv.gz', { stream: 'data', archive: false, compressed: true, day: '2026-11-23' }],
   ])('knows %s', (name, expected) => {
     expect(streamFileOf(name, streams)).toEqual(expected);
   });
@@ -43,16 +45,16 @@ describe('streamFileOf', () => {
   });
 
   it('prefers a stream whose name looks like a day file of another', () => {
-    expect(streamFileOf('data-2026-11-23.csv', new Set(['data', 'data-2026-11-23']))).toEqual({ stream: 'data-2026-11-23', archive: false });
+    expect(streamFileOf('data-2026-11-23.csv', new Set(['data', 'data-2026-11-23']))).toEqual({ stream: 'data-2026-11-23', archive: false, compressed: false });
   });
 
   it('reads back every name the writer makes', () => {
     const daily = currentFileName('data', at, 'daily');
-    expect(streamFileOf(currentFileName('data', at, 'none'), streams)).toEqual({ stream: 'data', archive: false });
-    expect(streamFileOf(daily, streams)).toEqual({ stream: 'data', archive: false, day: '2026-11-23' });
+    expect(streamFileOf(currentFileName('data', at, 'none'), streams)).toEqual({ stream: 'data', archive: false, compressed: false });
+    expect(streamFileOf(daily, streams)).toEqual({ stream: 'data', archive: false, compressed: false, day: '2026-11-23' });
     for (const attempt of [0, 1, 9, 10]) {
-      expect(streamFileOf(archiveFileName('data.csv', at, attempt), streams)).toEqual({ stream: 'data', archive: true });
-      expect(streamFileOf(archiveFileName(daily, at, attempt), streams)).toEqual({ stream: 'data', archive: true, day: '2026-11-23' });
+      expect(streamFileOf(archiveFileName('data.csv', at, attempt), streams)).toEqual({ stream: 'data', archive: true, compressed: false });
+      expect(streamFileOf(archiveFileName(daily, at, attempt), streams)).toEqual({ stream: 'data', archive: true, compressed: false, day: '2026-11-23' });
       expect(streamFileOf(partialFileName('data.csv', at, attempt), streams)).toBeNull();
     }
   });
