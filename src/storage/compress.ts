@@ -24,7 +24,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { COMPRESSED_SUFFIX, COMPRESSING_SUFFIX, compressedNewestMs, isCompressed, stampNewestMs } from './compressed.js';
 import { RECEIVED_AT, readTail } from './csv.js';
-import { fsyncDirectoryAsync, readFileStateAsync, statePathOf, writeFileStateDurablyAsync } from './file-state.js';
+import { type FileState, fsyncDirectoryAsync, newFileId, readFileStateAsync, statePathOf, writeFileStateDurablyAsync } from './file-state.js';
 import type { LockFile } from './lock.js';
 
 /** The points a crash test stops at: after each durable step. */
@@ -68,9 +68,12 @@ async function compressLocked(path: string, options: CompressOptions): Promise<C
     throw error;
   });
   if (info === null) return { outcome: 'gone' };
-  const state = await readFileStateAsync(path);
+  if (info.size === 0 || !(await endsWithLineEnd(path, info.size))) return { outcome: 'skipped', why: 'not settled' };
+  // A closed file the writer never kept a state for (from an older version, copied in by hand) is given one first,
+  // so that both forms carry one id through the steps below.
+  const state = (await readFileStateAsync(path)) ?? (await giveState(path, info.size, info.mtimeMs));
   // Whole and vouched for: a file whose state lags its length (or is mid-archive) waits for the writer or repair.
-  if (state === null || state.archivedAs !== undefined || state.synced !== info.size || info.size === 0) return { outcome: 'skipped', why: 'not settled' };
+  if (state.archivedAs !== undefined || state.synced !== info.size) return { outcome: 'skipped', why: 'not settled' };
 
   const target = path + COMPRESSED_SUFFIX;
   const dir = dirname(path);
@@ -116,6 +119,24 @@ async function removePlain(path: string, dir: string, step?: (name: CompressStep
   await step?.('removed');
   await unlink(statePathOf(path)).catch(() => {});
   await fsyncDirectoryAsync(dir);
+}
+
+async function giveState(path: string, size: number, mtimeMs: number): Promise<FileState> {
+  const state = { id: newFileId(), created: Math.floor(mtimeMs), synced: size };
+  await writeFileStateDurablyAsync(path, state);
+  return state;
+}
+
+/** Whether the file's last byte is a `\n` (a torn last row never is): only whole files are compressed. */
+async function endsWithLineEnd(path: string, size: number): Promise<boolean> {
+  const handle = await open(path, 'r');
+  try {
+    const last = Buffer.alloc(1);
+    await handle.read(last, 0, 1, size - 1);
+    return last[0] === 0x0a;
+  } finally {
+    await handle.close();
+  }
 }
 
 async function exists(path: string): Promise<boolean> {

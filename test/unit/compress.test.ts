@@ -94,10 +94,18 @@ describe('compressClosedFile', () => {
     expect(await compressClosedFile(path, { lock: lockForCommit })).toEqual({ outcome: 'skipped', why: 'not settled' });
     writeFileSync(statePathOf(path), encodeFileState({ id: '00112233aabbccdd', created: 1, synced: text.length, archivedAs: 'x.csv' }));
     expect(await compressClosedFile(path, { lock: lockForCommit })).toEqual({ outcome: 'skipped', why: 'not settled' });
+    writeFileSync(path, text.slice(0, -3)); // a torn last row
     nodeFs.unlinkSync(statePathOf(path));
     expect(await compressClosedFile(path, { lock: lockForCommit })).toEqual({ outcome: 'skipped', why: 'not settled' });
-    expect(readFileSync(path, 'utf8')).toBe(text);
     expect(existsSync(`${path}.gz`)).toBe(false);
+  });
+
+  it('gives a whole closed file without a state (an older version\'s archive) an id, and compresses it', async () => {
+    const { path, text } = archive();
+    nodeFs.unlinkSync(statePathOf(path));
+    expect(await compressClosedFile(path, { lock: lockForCommit })).toMatchObject({ outcome: 'compressed' });
+    expect(gunzipSync(readFileSync(`${path}.gz`)).toString()).toBe(text);
+    expect(readFileState(nodeFs, `${path}.gz`)).toMatchObject({ id: expect.stringMatching(/^[0-9a-f]{16}$/), synced: text.length });
   });
 
   it('keeps a day file that rows reached after its .gz was made plain beside it, both listed, the .gz first', async () => {
