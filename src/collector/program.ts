@@ -23,7 +23,7 @@ import { createStreamActivity } from '../server/stream-activity.js';
 import type { Config } from '../shared/config.js';
 import { settledWithin } from '../shared/deadline.js';
 import { STATE_DIR, stateDirOf } from '../storage/file-state.js';
-import { lockWaitingForHolder, takeProcessLock } from '../storage/lock.js';
+import { lockForCommit, lockWaitingForHolder, takeProcessLock } from '../storage/lock.js';
 import { createThreadRunner } from '../writer/runners.js';
 import { createWriter } from '../writer/writer.js';
 import { createCollectorApp } from './app.js';
@@ -99,7 +99,7 @@ async function startCollecting({ config, logger, version, startedAt, fail, fatal
     logger,
     listFiles: () => listCentralFiles(config.dataDir, Date.now()),
     safe: () => true,
-    lock: lockWaitingForHolder,
+    lock: lockForCommit,
     onCompressed: () => metrics.fileCompressed(),
   });
   const collector = startCollector({ config, logger, writer, journal, metrics: collectMetrics, takeEnds: ends.take, stateLost: ends.lost, fatal });

@@ -18,7 +18,7 @@ import type { Program, ProgramContext, StartedProgram } from '../server/process.
 import { createStreamActivity } from '../server/stream-activity.js';
 import type { Config } from '../shared/config.js';
 import { settledWithin } from '../shared/deadline.js';
-import { lockWaitingForHolder } from '../storage/lock.js';
+import { lockForCommit, lockWaitingForHolder } from '../storage/lock.js';
 import { repairCurrentFiles } from '../storage/repair.js';
 import { type ListedFile, listStoredFiles } from '../storage/stream-files.js';
 import { createThreadRunner } from '../writer/runners.js';
@@ -101,7 +101,7 @@ async function startIngest({ config, logger, version, startedAt }: ProgramContex
     logger,
     listFiles,
     safe,
-    lock: lockWaitingForHolder,
+    lock: lockForCommit,
     onCompressed: () => metrics.fileCompressed(),
   });
   const lifecycle: Lifecycle = { closing: false };

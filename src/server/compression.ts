@@ -29,6 +29,7 @@ export interface CompressionDeps {
   readonly listFiles: () => Promise<readonly ListedFile[]>;
   /** Whether a closed file's rows are safe elsewhere (always, without forwarding). */
   readonly safe: (path: string) => boolean;
+  /** Should give up soon on a held lock (ELOCKED): a file held now is tried again at the next pass. */
   readonly lock: LockFile;
   readonly onCompressed?: () => void;
   /** Run every COMPRESSION_INTERVAL_MS (off in tests that call run()). */
@@ -75,7 +76,11 @@ export function createCompression(deps: CompressionDeps): Compression {
       }
     } catch (error) {
       if (abort.signal.aborted) return;
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return; // removed meanwhile (retention, a peer)
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return; // removed meanwhile (retention, a peer)
+      // Held by another (a peer compressing it) or left by a killed process: the next pass tries again,
+      // and takes a dead holder's lock over once it is stale (10 s). The others need not wait for it.
+      if (code === 'ELOCKED') return;
       if (!warned.has(file)) log.warn({ file, err: safeMessage(error) }, 'compression failed; trying again');
       warned.add(file);
     }
@@ -97,6 +102,7 @@ export function createCompression(deps: CompressionDeps): Compression {
           await release().catch(() => {});
         }
       } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ELOCKED') continue; // its file is busy: next pass
         log.warn({ file: name, err: safeMessage(error) }, 'cannot remove a compression leftover');
       }
     }
