@@ -79,6 +79,8 @@ async function startIngest({ config, logger, version, startedAt }: ProgramContex
     fileWritten: (outcome: Parameters<NonNullable<typeof metrics.writerEvents.fileWritten>>[0]) => {
       metrics.writerEvents.fileWritten?.(outcome);
       forwarder?.notify();
+      // A new archive is compressed at once rather than at the next minute's pass (compression is set by then).
+      if (outcome.archivedAs !== undefined) void compression.run();
     },
   };
   const writer = createWriter({ config, runner: createThreadRunner({ boundaries }), logger, events: writerEvents });

@@ -18,13 +18,13 @@
  * the event loop, however slow the disk.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { open, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { COMPRESSED_SUFFIX, COMPRESSING_SUFFIX, compressedNewestMs, isCompressed, stampNewestMs } from './compressed.js';
 import { RECEIVED_AT, readTail } from './csv.js';
-import { type FileState, fsyncDirectoryAsync, newFileId, readFileStateAsync, statePathOf, writeFileStateDurablyAsync } from './file-state.js';
+import { type FileState, csvNameOfState, fsyncDirectoryAsync, newFileId, readFileStateAsync, stateDirOf, statePathOf, writeFileStateDurablyAsync } from './file-state.js';
 import type { LockFile } from './lock.js';
 
 /** The points a crash test stops at: after each durable step. */
@@ -69,9 +69,8 @@ async function compressLocked(path: string, options: CompressOptions): Promise<C
   });
   if (info === null) return { outcome: 'gone' };
   if (info.size === 0 || !(await endsWithLineEnd(path, info.size))) return { outcome: 'skipped', why: 'not settled' };
-  // A closed file the writer never kept a state for (from an older version, copied in by hand) is given one first,
-  // so that both forms carry one id through the steps below.
-  const state = (await readFileStateAsync(path)) ?? (await giveState(path, info.size, info.mtimeMs));
+  const state = (await readFileStateAsync(path)) ?? (await stateForStateless(path, info));
+  if (state === null) return { outcome: 'skipped', why: 'not settled' };
   // Whole and vouched for: a file whose state lags its length (or is mid-archive) waits for the writer or repair.
   if (state.archivedAs !== undefined || state.synced !== info.size) return { outcome: 'skipped', why: 'not settled' };
 
@@ -121,10 +120,35 @@ async function removePlain(path: string, dir: string, step?: (name: CompressStep
   await fsyncDirectoryAsync(dir);
 }
 
-async function giveState(path: string, size: number, mtimeMs: number): Promise<FileState> {
-  const state = { id: newFileId(), created: Math.floor(mtimeMs), synced: size };
+/**
+ * A closed file the writer never kept a state for (an older version's, one
+ * copied in by hand) is given one, so that both forms carry one id through
+ * the steps. Not an archive whose rename is under way, though (a current
+ * file's state still marked with its name): that mark brings the file's own
+ * id, and a new one given here would let the old id pass to the next file
+ * (file-state.ts). The mark is looked for before the state is read again:
+ * the writer writes the archive's state before it clears the mark.
+ */
+async function stateForStateless(path: string, info: { size: number; mtimeMs: number }): Promise<FileState | null> {
+  if (await isRenameUnderWay(path)) return null;
+  const written = await readFileStateAsync(path);
+  if (written !== null) return written;
+  const state = { id: newFileId(), created: Math.floor(info.mtimeMs), synced: info.size };
   await writeFileStateDurablyAsync(path, state);
   return state;
+}
+
+/** Whether a state in the file's folder marks an archive rename to this file's name. */
+async function isRenameUnderWay(path: string): Promise<boolean> {
+  const name = basename(path);
+  const names = await readdir(stateDirOf(dirname(path))).catch((): string[] => []);
+  for (const stateName of names) {
+    const described = csvNameOfState(stateName);
+    if (described === null || described === name) continue;
+    const state = await readFileStateAsync(join(dirname(path), described)).catch(() => null);
+    if (state?.archivedAs === name) return true;
+  }
+  return false;
 }
 
 /** Whether the file's last byte is a `\n` (a torn last row never is): only whole files are compressed. */

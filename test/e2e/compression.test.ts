@@ -76,6 +76,19 @@ describe('COMPRESS_CLOSED=gzip', () => {
     console.log(`compression: the download of the .gz gave back all ${rows} rows, byte for byte`);
   }, 180_000);
 
+  it('compresses an archive as soon as a new key makes it, and the download reads it beside the current file', async () => {
+    const env = serverEnv(dir.path, { STREAMS: 'data', COMPRESS_CLOSED: 'gzip' });
+    const server = await servers.start(env);
+    const post = (body: object) => fetch(`${server.url}/data?ack=durable`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    expect((await post({ a: 1 })).status).toBe(201);
+    expect((await post({ a: 2, b: 'new key' })).status).toBe(201);
+    const line = await logLine(server, 'compressed file');
+    expect(String(line.file)).toMatch(/^data\.\d{8}T\d{6}Z\.csv$/);
+    const names = readdirSync(env.DATA_DIR).filter((name) => name.startsWith('data')).sort();
+    expect(names).toEqual([`${String(line.file)}.gz`, 'data.csv'].sort());
+    expect(await (await fetch(`${server.url}/streams/data/csv`)).text()).toMatch(/^received_at,a,b\n[^\n]+Z,1,\n[^\n]+Z,2,new key\n$/);
+  });
+
   it('after a restart the dashboard restores its points from a .gz, and rows written since go beside it', async () => {
     const env = serverEnv(dir.path, { STREAMS: 'data', COMPRESS_CLOSED: 'gzip', CSV_ROTATE: 'none' });
     mkdirSync(env.DATA_DIR, { recursive: true });

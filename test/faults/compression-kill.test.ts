@@ -50,7 +50,8 @@ async function loadUntil(url: string, round: number, dead: () => boolean): Promi
 
 /** The ids of a CSV text's whole rows (ids and times hold no quotes or line breaks). */
 function idsOf(text: string): string[] {
-  return (parse(text.slice(0, text.lastIndexOf('\n') + 1)) as string[][]).slice(1).map((row) => row[1] as string);
+  const rows: string[][] = parse(text.slice(0, text.lastIndexOf('\n') + 1));
+  return rows.slice(1).map((row) => row[1] as string);
 }
 
 describe('SIGKILL during compression', () => {

@@ -100,6 +100,16 @@ describe('compressClosedFile', () => {
     expect(existsSync(`${path}.gz`)).toBe(false);
   });
 
+  it('leaves an archive alone while a current file\'s state still marks the rename to it (its id is on the way)', async () => {
+    const { path } = archive();
+    nodeFs.unlinkSync(statePathOf(path));
+    const current = join(dir.path, 'data.csv');
+    writeFileSync(current, 'received_at,t,note\n');
+    writeFileSync(statePathOf(current), encodeFileState({ id: '00112233aabbccdd', created: 1, synced: 19, archivedAs: ARCHIVE }));
+    expect(await compressClosedFile(path, { lock: lockForCommit })).toEqual({ outcome: 'skipped', why: 'not settled' });
+    expect(existsSync(statePathOf(path))).toBe(false);
+  });
+
   it('gives a whole closed file without a state (an older version\'s archive) an id, and compresses it', async () => {
     const { path, text } = archive();
     nodeFs.unlinkSync(statePathOf(path));
