@@ -10,11 +10,19 @@
  * header, that each file has one header, and that no file state could make
  * the forwarder send a row twice.
  *
+ * Each disk also starts with archives from before (SPEC section 12): old ones
+ * that RETENTION_DAYS removes at start-up and recent ones that
+ * COMPRESS_CLOSED=gzip compresses while the load runs (as it does each
+ * archive the load's new keys make), so cuts land in compressions and
+ * removals too: every such archive must be whole afterwards, plain or `.gz`
+ * (a `.gz` that does not decompress whole is a failure), or, if old, gone.
+ *
  * POWER_CUT_SEED=<n> replays a run's plan (load lengths, bodies); the kernel's
  * timing is not replayed. Needs root: skipped elsewhere, failed under CI.
  */
-import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { parse } from 'csv-parse/sync';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MAIN } from '../support/paths.js';
@@ -38,8 +46,14 @@ const SERVER_ENV = {
   MAX_COLUMNS: String(MAX_COLUMNS),
   // The image is smaller than the default free-space floor (SPEC section 12).
   DISK_MIN_FREE_BYTES: '1048576',
+  COMPRESS_CLOSED: 'gzip',
+  RETENTION_DAYS: '30',
 };
-const CSV_NAME = /^(data2?)(?:\.\d{8}T\d{6}Z(?:-\d+)?)?\.csv$/;
+/** Archives on each disk before the server starts: old ones for retention, recent ones to compress. */
+const OLD_ARCHIVES = 3;
+const RECENT_ARCHIVES = 4;
+const RECENT_ARCHIVE_ROWS = 30_000;
+const CSV_NAME = /^(data2?)(?:\.\d{8}T\d{6}Z(?:-\d+)?)?\.csv(?:\.gz)?$/;
 const CURRENT_NAME = /^data2?\.csv$/;
 const PARTIAL_NAME = /\.csv\.partial-\d{8}T\d{6}Z(?:-\d+)?$/;
 const STATE_LINE = /^v1 ([0-9a-f]{16}) (\d{1,16}) (\d{16})(?: ([^\s/]+))?\n$/;
@@ -150,6 +164,8 @@ type LiveFiles = Map<string, { name: string; bytes: Buffer }>;
 
 interface CutPoint {
   readonly index: number;
+  /** The archives put on the disk before the server started: name → text. */
+  readonly seeded: ReadonlyMap<string, { readonly text: Buffer; readonly old: boolean }>;
   readonly loadMs: number;
   readonly load: Load;
   readonly copy: string;
@@ -182,7 +198,7 @@ function stateLines(dataDir: string): Map<string, string> {
     return lines;
   }
   for (const name of names) {
-    if (name.endsWith('.csv.state')) lines.set(name.slice(0, -'.state'.length), readFileSync(join(dir, name), 'utf8'));
+    if (name.endsWith('.csv.state') || name.endsWith('.csv.gz.state')) lines.set(name.slice(0, -'.state'.length), readFileSync(join(dir, name), 'utf8'));
   }
   return lines;
 }
@@ -194,12 +210,34 @@ function readLive(dataDir: string): LiveFiles {
     const match = STATE_LINE.exec(line);
     if (match === null || match[4] !== undefined) continue;
     try {
-      live.set(match[1] as string, { name, bytes: readFileSync(join(dataDir, name)) });
+      // A file and its .gz carry one id between the .gz's rename and the plain file's removal: either one's CSV.
+      live.set(match[1] as string, { name, bytes: csvBytes(join(dataDir, name)) });
     } catch {
-      // Marked for an archive rename that has not happened: the id is on its archive's state.
+      // Marked for an archive rename that has not happened (the id is on its archive's state), or a .gz state before its rename.
     }
   }
   return live;
+}
+
+/** A file's CSV bytes: decompressed for a `.gz` (throws for one that is not whole). */
+function csvBytes(path: string): Buffer {
+  const bytes = readFileSync(path);
+  return path.endsWith('.gz') ? gunzipSync(bytes) : bytes;
+}
+
+/** Archives from before: old ones (400 days) for retention to remove, recent ones for compression. */
+function seedArchives(dataDir: string, index: number): Map<string, { text: Buffer; old: boolean }> {
+  const seeded = new Map<string, { text: Buffer; old: boolean }>();
+  const add = (name: string, rows: number, newestMs: number, old: boolean): void => {
+    const lines = ['received_at,id,v'];
+    for (let r = 0; r < rows; r++) lines.push(`${new Date(newestMs - (rows - 1 - r) * 1000).toISOString()},s${index}-${name.slice(5, 21)}-${r},${(r * 7919) % 1000}`);
+    const text = Buffer.from(`${lines.join('\n')}\n`);
+    writeFileSync(join(dataDir, name), text);
+    seeded.set(name, { text, old });
+  };
+  for (let i = 0; i < OLD_ARCHIVES; i++) add(`data.2025010${i + 1}T000000Z.csv`, 200, Date.now() - 400 * 86_400_000, true);
+  for (let i = 0; i < RECENT_ARCHIVES; i++) add(`data.2026010${i + 1}T000000Z.csv`, RECENT_ARCHIVE_ROWS, Date.now() - (10 - i) * 86_400_000, false);
+  return seeded;
 }
 
 /** One cut point: a fresh disk, a server, load for `loadMs`, SIGKILL, and at once a copy of the image. */
@@ -209,6 +247,7 @@ async function cutPoint(index: number, random: () => number, work: Work): Promis
   const dataDir = join(disk.mountPoint, 'data');
   // DATA_DIR as an operator makes it, on the device before the load: the cut is about the server's writes.
   mkdirSync(dataDir);
+  const seeded = seedArchives(dataDir, index);
   run('sync', ['-f', dataDir]);
   const server = await serve({ DATA_DIR: dataDir, LOG_DIR: join(work.dir, `logs${index}`) }, '/healthz', 20_000, work);
 
@@ -228,7 +267,7 @@ async function cutPoint(index: number, random: () => number, work: Work): Promis
   const live = readLive(dataDir);
   unmount(disk.mountPoint, disk.image);
   rmSync(disk.image, { force: true });
-  return { index, loadMs, load, copy, copies, live, serverOutput: server.output() };
+  return { index, seeded, loadMs, load, copy, copies, live, serverOutput: server.output() };
 }
 
 interface Findings {
@@ -240,6 +279,9 @@ interface Findings {
   readonly partials: string[];
   /** States whose id the killed server had given: their files compared with the live ones. */
   readonly statesMatched: number;
+  /** Files found as `.gz`, and old archives from before that retention removed. */
+  readonly compressed: number;
+  readonly oldRemoved: number;
   readonly notes: string[];
 }
 
@@ -256,21 +298,44 @@ interface Place {
  * that cannot forward a row twice.
  */
 function inspect(dataDir: string, point: CutPoint): Findings {
-  const { load, live } = point;
+  const { load, live, seeded } = point;
   const problems: string[] = [];
   const notes: string[] = [];
   const places = new Map<string, Place[]>();
   const sizes = new Map<string, Buffer>();
   const entries = readdirSync(dataDir).sort();
-  const csvs = entries.filter((name) => CSV_NAME.test(name));
+  const stored = entries.filter((name) => CSV_NAME.test(name));
+  const states = stateLines(dataDir);
+  const idOf = (name: string): string | undefined => STATE_LINE.exec(states.get(name) ?? '')?.[1];
+  // Both forms of one file (cut between the .gz's rename and the plain file's removal): read as readers read them, the .gz alone.
+  const bothForms = stored.filter((name) => !name.endsWith('.gz') && stored.includes(`${name}.gz`) && idOf(name) !== undefined && idOf(name) === idOf(`${name}.gz`));
+  if (bothForms.length > 0) notes.push(`both forms of ${bothForms.join(', ')}`);
+  const csvs = stored.filter((name) => !bothForms.includes(name));
+  let compressed = 0;
   const partials = entries.filter((name) => PARTIAL_NAME.test(name));
   const others = entries.filter((name) => !CSV_NAME.test(name) && !PARTIAL_NAME.test(name) && name !== '.sensor-ingest');
   if (others.length > 0) notes.push(`also in DATA_DIR: ${others.join(', ')}`);
   let foundRows = 0;
 
-  for (const name of csvs) {
-    const bytes = readFileSync(join(dataDir, name));
+  for (const name of [...csvs, ...bothForms]) {
+    let bytes: Buffer;
+    try {
+      bytes = csvBytes(join(dataDir, name));
+    } catch (error) {
+      problems.push(`${name} is not a whole .gz: ${(error as Error).message}`);
+      continue;
+    }
     sizes.set(name, bytes);
+    if (bothForms.includes(name)) {
+      if (!csvBytes(join(dataDir, `${name}.gz`)).equals(bytes)) problems.push(`${name} and ${name}.gz carry one id but not the same rows`);
+      continue;
+    }
+    if (name.endsWith('.gz')) compressed++;
+    const before = seeded.get(name.replace(/\.gz$/, ''));
+    if (before !== undefined) {
+      if (!bytes.equals(before.text)) problems.push(`${name}, an archive from before, is not as it was (${bytes.length} of ${before.text.length} bytes)`);
+      continue;
+    }
     if (bytes.length === 0) {
       // A file created but never fsynced with rows: nothing in it was acknowledged.
       if (CURRENT_NAME.test(name)) notes.push(`${name} is empty`);
@@ -319,6 +384,13 @@ function inspect(dataDir: string, point: CutPoint): Findings {
     }
   }
 
+  let oldRemoved = 0;
+  for (const [name, { old }] of seeded) {
+    if (stored.includes(name) || stored.includes(`${name}.gz`)) continue;
+    if (old) oldRemoved++;
+    else problems.push(`${name}, a recent archive from before, is gone in both forms`);
+  }
+
   for (const [id, found] of places) {
     if (found.length > 1) problems.push(`${id} is there ${found.length} times: ${found.map((p) => `${p.file}:${p.line}`).join(', ')}`);
   }
@@ -342,8 +414,8 @@ function inspect(dataDir: string, point: CutPoint): Findings {
   // an id the live server gave a file may only describe that file's bytes.
   const byId = new Map<string, string>();
   let statesMatched = 0;
-  const states = stateLines(dataDir);
   for (const [name, line] of states) {
+    if (bothForms.includes(name)) continue; // its id is checked on its .gz
     const match = STATE_LINE.exec(line);
     if (match === null) {
       problems.push(`the state of ${name} does not parse: ${JSON.stringify(line)}`);
@@ -360,7 +432,10 @@ function inspect(dataDir: string, point: CutPoint): Findings {
     byId.set(id, name);
     const bytes = sizes.get(name);
     if (bytes === undefined) {
-      problems.push(`${name} has a state but no file`);
+      // A .gz state is written before the .gz's rename: a cut between leaves it alone, read by nothing.
+      if (name.endsWith('.gz') && !stored.includes(name)) notes.push(`${name} has a state but no file (compression cut before its rename)`);
+      else if (name.endsWith('.gz')) continue; // present but not whole: reported above
+      else problems.push(`${name} has a state but no file`);
       continue;
     }
     const synced = Number(syncedText);
@@ -375,7 +450,7 @@ function inspect(dataDir: string, point: CutPoint): Findings {
   if (stateless.length > 0) notes.push(`no state: ${stateless.join(', ')}`);
   if (load.unexpected.length > 0) problems.push(...load.unexpected.slice(0, 10).map((what) => `before the cut: ${what}`));
 
-  return { problems, ackedRows, foundRows, lostRows: lost.length, files: csvs.length, partials, statesMatched, notes };
+  return { problems, ackedRows, foundRows, lostRows: lost.length, files: csvs.length, partials, statesMatched, compressed, oldRemoved, notes };
 }
 
 const work: Work = { dir: '', disks: [], servers: [] };
@@ -444,6 +519,7 @@ describe('power cuts on a real ext4 disk (SPEC section 11)', () => {
         `cut ${i}: after ${point.loadMs} ms, ${requests} requests sent, ${point.load.acked.size} answered 201; ` +
           `rows acknowledged ${found.ackedRows}, found ${found.foundRows} in ${found.files} files, lost ${found.lostRows}; ` +
           `partial files ${found.partials.length}, repairs ${repairs}, states matching the live files ${found.statesMatched}, ` +
+          `files compressed ${found.compressed}, old archives removed ${found.oldRemoved} of ${OLD_ARCHIVES}, ` +
           `e2fsck exit ${status}, image copied ${point.copies}x` +
           (found.notes.length > 0 ? `; ${found.notes.join('; ')}` : ''),
       );
