@@ -79,9 +79,8 @@ async function startCollecting({ config, logger, version, startedAt, fail, fatal
       fileWritten(outcome) {
         metrics.writerEvents.fileWritten?.(outcome);
         ends.fileWritten(outcome);
-        // A new archive is compressed at once rather than at the next minute's pass.
         // A new archive is compressed at once rather than at the next minute's pass (compression is set by then).
-      if (outcome.archivedAs !== undefined) void compression.run();
+        if (outcome.archivedAs !== undefined) void compression.run();
       },
     },
   });

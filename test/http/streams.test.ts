@@ -12,7 +12,9 @@ import { parse } from 'csv-parse/sync';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { countRows } from '../../src/storage/csv.js';
-import { compareStreamFiles, isCalendarDay, matchStreamFile } from '../../src/storage/stream-files.js';
+import { compareStreamFiles, isCalendarDay, listStoredFiles, matchStreamFile } from '../../src/storage/stream-files.js';
+import { compressClosedFile } from '../../src/storage/compress.js';
+import { lockForCommit } from '../../src/storage/lock.js';
 import { type World, setUpWorlds } from '../support/app.js';
 import { listFiles, readCsv } from '../support/csv-files.js';
 
@@ -111,6 +113,32 @@ describe('GET /streams/<name>/csv with daily rotation', () => {
     const none = await request(w.app).get('/streams/data/csv?from=2027-01-01&to=2027-01-31').expect(200);
     expect(none.text).toBe('received_at\n');
     expect((await request(w.app).get('/streams/data2/csv')).text).toBe('received_at\n');
+  });
+});
+
+describe('compressed files (COMPRESS_CLOSED=gzip, SPEC section 12)', () => {
+  it('are listed by their .gz names with their size as stored and their rows, and downloaded as they were', async () => {
+    const { w } = await writeFourDays({ CSV_ROTATE: 'daily' });
+    const dir = worlds.dir;
+    const before = await request(w.app).get('/streams/data/csv');
+    const oneDay = await request(w.app).get(`/streams/data/csv?from=${DAYS[1]}&to=${DAYS[1]}`);
+    const listedBefore = (await request(w.app).get('/streams')).body as { streams: Array<{ files: Array<{ name: string; rows: number }> }> };
+    const closed = await listStoredFiles(dir, ['data'], at(DAYS[3], 13));
+    for (const file of closed) if (file.compressible === true) await compressClosedFile(file.path, { lock: lockForCommit });
+    const files = listFiles(dir).filter((f) => f.startsWith('data-'));
+    // Days one and two (day two's archives too) are compressed; day three is yesterday (late rows may come), day four today.
+    expect(files.filter((f) => f.endsWith('.gz'))).toHaveLength(4);
+    expect(files).toContain(`data-${DAYS[2]}.csv`);
+
+    const listing = (await request(w.app).get('/streams').expect(200)).body as { streams: Array<{ bytes: number; files: Array<{ name: string; bytes: number; rows: number | null }> }> };
+    const data = listing.streams.find((stream) => stream.files.length > 0);
+    for (const file of data?.files ?? []) expect(file.bytes).toBe(statSync(join(dir, file.name)).size);
+    expect(data?.files.map((file) => file.name.replace(/\.gz$/, ''))).toEqual(listedBefore.streams[0]?.files.map((file) => file.name));
+    expect(data?.files.map((file) => file.rows)).toEqual(listedBefore.streams[0]?.files.map((file) => file.rows));
+    expect(data?.bytes).toBe((data?.files ?? []).reduce((sum, file) => sum + file.bytes, 0));
+
+    expect((await request(w.app).get('/streams/data/csv').expect(200)).text).toBe(before.text);
+    expect((await request(w.app).get(`/streams/data/csv?from=${DAYS[1]}&to=${DAYS[1]}`).expect(200)).text).toBe(oneDay.text);
   });
 });
 

@@ -13,6 +13,7 @@ import { requireToken, requireTokenOrQuery } from '../../server/auth.js';
 import { type DayRange, exportCsv, inDayRange, unionColumns } from '../../storage/csv-export.js';
 import type { StreamActivity } from '../../server/stream-activity.js';
 import { countRows, readHeader } from '../../storage/csv.js';
+import { plainSizeOf } from '../../storage/compressed.js';
 import { BadRequestError, NotFoundError } from '../../shared/errors.js';
 import { isCalendarDay, listStreamFiles } from '../../storage/stream-files.js';
 import { refuseOtherMethods } from '../../server/other-methods.js';
@@ -25,7 +26,7 @@ export interface StreamsRouteDeps {
   readonly readToken: string | undefined;
 }
 
-/** Files up to this size get a row count in `/streams`; counting reads the whole file. */
+/** Files of up to this many CSV bytes get a row count in `/streams`; counting reads (and inflates) the whole file. */
 export const ROW_COUNT_MAX_BYTES = 1024 * 1024;
 /** And one listing counts rows in at most this many bytes in all. */
 export const ROW_COUNT_BUDGET_BYTES = 16 * 1024 * 1024;
@@ -43,9 +44,11 @@ export function createStreamsRouter({ dataDir, streams, activity, readToken }: S
         const info = await stat(path).catch(() => null);
         if (info === null) continue; // archived since the listing
         let rows: number | null = null;
-        if (info.size <= ROW_COUNT_MAX_BYTES && info.size <= budget) {
-          budget -= info.size;
-          rows = await countRows(path);
+        // A .gz is counted by the CSV it holds (its trailer says how much): that is what counting reads.
+        const csvBytes = await plainSizeOf(path, info.size).catch(() => Number.POSITIVE_INFINITY);
+        if (csvBytes <= ROW_COUNT_MAX_BYTES && csvBytes <= budget) {
+          budget -= csvBytes;
+          rows = await countRows(path).catch(() => null);
         }
         files.push({ name: file.name, bytes: info.size, rows, day: file.day, modified: info.mtime.toISOString() });
       }
