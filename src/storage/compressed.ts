@@ -48,20 +48,29 @@ async function openStored(path: string): Promise<{ handle: FileHandle; compresse
 /**
  * The file's CSV bytes, a chunk at a time, decompressed when the file is a
  * `.gz`. zlib inflates on the thread pool: the event loop never waits on it.
- * Throws ENOENT for a file gone in both forms, and zlib's error for a `.gz`
+ * From `start` (a CSV byte offset) when given. Throws ENOENT for a file gone in both forms, and zlib's error for a `.gz`
  * that is not whole ("unexpected end of file"): a torn `.gz` is never read
  * as a shorter file.
  */
-export async function* csvChunks(path: string, chunkBytes = 64 * 1024): AsyncGenerator<Buffer> {
+export async function* csvChunks(path: string, chunkBytes = 64 * 1024, start = 0): AsyncGenerator<Buffer> {
   const { handle, compressed } = await openStored(path);
-  const raw = handle.createReadStream({ highWaterMark: chunkBytes });
+  const raw = handle.createReadStream({ highWaterMark: chunkBytes, ...(compressed ? {} : { start }) });
   let stream: Readable = raw;
+  // A .gz is read from its start: the CSV bytes before `start` are inflated and passed over.
+  let skip = compressed ? start : 0;
   if (compressed) {
     // pipeline destroys both on an error or an early stop, and closes the file.
     stream = pipeline(raw, createGunzip({ chunkSize: chunkBytes }), () => {});
   }
   try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) yield chunk;
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      if (skip >= chunk.length) {
+        skip -= chunk.length;
+        continue;
+      }
+      yield skip > 0 ? chunk.subarray(skip) : chunk;
+      skip = 0;
+    }
   } finally {
     stream.destroy();
     raw.destroy();

@@ -17,6 +17,8 @@ import { plainSizeOf } from '../../storage/compressed.js';
 import { BadRequestError, NotFoundError } from '../../shared/errors.js';
 import { isCalendarDay, listStreamFiles } from '../../storage/stream-files.js';
 import { refuseOtherMethods } from '../../server/other-methods.js';
+import { DEFAULT_POINTS, MAX_POINTS, seriesOf } from '../series/series.js';
+import { createSummaries } from '../series/summaries.js';
 
 export interface StreamsRouteDeps {
   readonly dataDir: string;
@@ -97,7 +99,23 @@ export function createStreamsRouter({ dataDir, streams, activity, readToken }: S
     });
   });
 
-  refuseOtherMethods(router, ['/streams', '/streams/:name/csv']);
+  const summaries = createSummaries(dataDir);
+  const seriesRoute: RequestHandler = (_req, res, next) => {
+    res.locals.route = '/streams/:name/series';
+    next();
+  };
+  router.get('/streams/:name/series', seriesRoute, requireTokenOrQuery(readToken), async (req, res) => {
+    const stream = streams.find((name) => name === req.params.name);
+    if (stream === undefined) throw new NotFoundError(`no stream named '${String(req.params.name).slice(0, 64)}'`);
+    const now = Date.now();
+    const to = instantOf(req.query, 'to') ?? now;
+    const from = instantOf(req.query, 'from') ?? to - 3_600_000;
+    if (from >= to) throw new BadRequestError(`from (${new Date(from).toISOString()}) must be before to (${new Date(to).toISOString()})`, 'BAD_QUERY');
+    const points = pointsOf(req.query);
+    res.set('Cache-Control', 'no-store').json(await seriesOf(dataDir, summaries, { stream, from, to, points }, now));
+  });
+
+  refuseOtherMethods(router, ['/streams', '/streams/:name/csv', '/streams/:name/series']);
   return router;
 }
 
@@ -114,6 +132,31 @@ async function headerIfPresent(path: string): Promise<string[] | null> {
     throw error;
   }
 }
+
+/** `from` or `to`: epoch milliseconds, or an ISO 8601 date or time (`2026-11-23`, `2026-11-23T10:00:00Z`). */
+function instantOf(query: Record<string, unknown>, name: 'from' | 'to'): number | undefined {
+  const value = query[name];
+  if (value === undefined) return undefined;
+  const text = typeof value === 'string' ? value : '';
+  const ms = /^\d{1,15}$/.test(text) ? Number(text) : ISO_INSTANT.test(text) ? Date.parse(text) : Number.NaN;
+  if (Number.isNaN(ms) || ms > MAX_INSTANT_MS) {
+    throw new BadRequestError(`${name} must be milliseconds since the epoch or an ISO 8601 time (2026-11-23T10:00:00Z), got ${JSON.stringify(value).slice(0, 80)}`, 'BAD_QUERY');
+  }
+  return ms;
+}
+
+function pointsOf(query: Record<string, unknown>): number {
+  const value = query.points;
+  if (value === undefined) return DEFAULT_POINTS;
+  const points = typeof value === 'string' && /^\d{1,4}$/.test(value) ? Number(value) : Number.NaN;
+  if (!(points >= 1 && points <= MAX_POINTS)) throw new BadRequestError(`points must be a whole number from 1 to ${MAX_POINTS}, got ${JSON.stringify(value).slice(0, 80)}`, 'BAD_QUERY');
+  return points;
+}
+
+/** A day, or a day and a time with an optional fraction and zone. */
+const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})?)?$/;
+/** Year 9999: past it, a date does not print as ISO 8601. */
+const MAX_INSTANT_MS = 253_402_300_799_999;
 
 function dayRangeOf(query: Record<string, unknown>): DayRange {
   const day = (name: 'from' | 'to'): string | undefined => {

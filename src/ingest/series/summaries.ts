@@ -1,0 +1,170 @@
+/**
+ * Each stream file's per-minute summary (SPEC section 13), built once and kept
+ * in `DATA_DIR/.sensor-ingest/summaries/<file name>.json`, and in memory for
+ * the files asked about lately:
+ *
+ * - a closed file's summary is used only while the file's id, size and
+ *   modification time are the ones it was made from; otherwise (missing,
+ *   stale, unreadable) it is made again;
+ * - the current file's summary goes on from the offset it had reached, as
+ *   long as the file keeps its id and has not shrunk.
+ *
+ * Files are read a chunk at a time (asynchronously, decompressed for a
+ * `.gz`), and each chunk is parsed before the next read: the event loop is
+ * never held for more than one chunk, however large the file. A summary file
+ * is a cache: written without fsync, and one that does not parse is rebuilt.
+ */
+import { mkdir, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { csvChunks } from '../../storage/compressed.js';
+import { type RowScan, parseRecord, readTail, scanRowEnds } from '../../storage/csv.js';
+import { STATE_DIR, readFileStateAsync } from '../../storage/file-state.js';
+import { MinuteSummariser, type SummaryColumns } from './minute-summary.js';
+
+/** What a summary was made from, and what it holds. */
+export interface FileSummary {
+  readonly version: 1;
+  /** The file's id (its state), or `-` for a file without one. */
+  readonly id: string;
+  readonly size: number;
+  readonly mtimeMs: number;
+  /** CSV bytes summarised: just past the last whole row read (for a `.gz`, of its CSV). */
+  readonly end: number;
+  readonly columns: SummaryColumns;
+}
+
+export interface Summaries {
+  /** The summary of the stream file at `path`, made or brought up to date as needed; null if the file has gone. */
+  of(path: string, closed: boolean): Promise<FileSummary | null>;
+  /** Removes the summaries of files gone since (retention, compression); at most once a minute. */
+  pruneGone(): Promise<void>;
+  /** CSV bytes summarised since start-up (the benchmark's rate). */
+  readonly bytesSummarised: number;
+}
+
+/** Summaries kept in memory (about 1 MB each for a day of 1-Hz readings with 4 fields, far less for most). */
+const MEMORY_ENTRIES = 64;
+const CHUNK_BYTES = 256 * 1024;
+/** The current file's summary is written back at most this often. */
+const CURRENT_SAVE_MS = 60_000;
+
+export function summaryDirOf(dataDir: string): string {
+  return join(dataDir, STATE_DIR, 'summaries');
+}
+
+export function createSummaries(dataDir: string): Summaries {
+  const dir = summaryDirOf(dataDir);
+  const memory = new Map<string, FileSummary>();
+  const building = new Map<string, Promise<FileSummary | null>>();
+  const savedAt = new Map<string, number>();
+  let bytesSummarised = 0;
+  let prunedAt = Number.NEGATIVE_INFINITY;
+
+  function remember(path: string, summary: FileSummary): void {
+    memory.delete(path);
+    memory.set(path, summary);
+    if (memory.size > MEMORY_ENTRIES) memory.delete(memory.keys().next().value as string);
+  }
+
+  async function load(path: string): Promise<FileSummary | null> {
+    const kept = memory.get(path);
+    if (kept !== undefined) return kept;
+    try {
+      const parsed = JSON.parse(await readFile(join(dir, `${basename(path)}.json`), 'utf8')) as FileSummary;
+      return parsed.version === 1 && typeof parsed.end === 'number' && typeof parsed.columns === 'object' ? parsed : null;
+    } catch {
+      return null; // none yet, or unreadable: made again
+    }
+  }
+
+  async function save(path: string, summary: FileSummary): Promise<void> {
+    await mkdir(dir, { recursive: true });
+    const target = join(dir, `${basename(path)}.json`);
+    const temporary = `${target}.tmp`;
+    await writeFile(temporary, JSON.stringify(summary));
+    await rename(temporary, target);
+    savedAt.set(path, Date.now());
+  }
+
+  async function update(path: string, closed: boolean): Promise<FileSummary | null> {
+    const info = await stat(path).catch(() => null);
+    if (info === null) return null;
+    const id = (await readFileStateAsync(path).catch(() => null))?.id ?? '-';
+    const earlier = await load(path);
+    const same = earlier !== null && earlier.id === id;
+    if (same && earlier.size === info.size && earlier.mtimeMs === info.mtimeMs) {
+      remember(path, earlier);
+      return earlier;
+    }
+    // The current file goes on from where its summary ended; a closed file that changed is summarised again.
+    const goOn = same && !closed && info.size >= earlier.end;
+    const summariser = new MinuteSummariser(goOn ? structuredClone(earlier.columns) : {});
+    const end = await summarise(path, goOn ? earlier.end : 0, summariser);
+    if (end === null) return null;
+    const summary: FileSummary = { version: 1, id, size: info.size, mtimeMs: info.mtimeMs, end, columns: summariser.result() };
+    remember(path, summary);
+    if (closed || Date.now() - (savedAt.get(path) ?? 0) >= CURRENT_SAVE_MS) await save(path, summary).catch(() => {});
+    return summary;
+  }
+
+  /** Feeds the whole rows from `from` (0: the header's end) to the summariser; resolves to where they end. */
+  async function summarise(path: string, from: number, summariser: MinuteSummariser): Promise<number | null> {
+    const head = await readTail(path, 0).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return null;
+      throw error;
+    });
+    if (head === null) return from;
+    summariser.setHeader(head.header);
+    const start = Math.max(from, head.headerEnd);
+    const scan: RowScan = { quoted: false, rows: 0, end: 0 };
+    let position = 0;
+    let pending: Buffer[] = [];
+    for await (const chunk of csvChunks(path, CHUNK_BYTES, start)) {
+      const ended = scan.end;
+      scanRowEnds(scan, chunk, chunk.length, position);
+      position += chunk.length;
+      bytesSummarised += chunk.length;
+      if (scan.end === ended) {
+        pending.push(chunk);
+        continue;
+      }
+      const cut = chunk.length - (position - scan.end);
+      const text = Buffer.concat([...pending, chunk.subarray(0, cut)]).toString('utf8');
+      pending = cut < chunk.length ? [chunk.subarray(cut)] : [];
+      for (let offset = 0; offset < text.length; ) {
+        const record = parseRecord(text, offset);
+        if (record === null) break;
+        offset = record.end;
+        summariser.add(record.fields);
+      }
+    }
+    return start + scan.end;
+  }
+
+  return {
+    of(path, closed) {
+      let running = building.get(path);
+      if (running === undefined) {
+        running = update(path, closed).finally(() => building.delete(path));
+        building.set(path, running);
+      }
+      return running;
+    },
+    async pruneGone() {
+      if (Date.now() - prunedAt < 60_000) return;
+      prunedAt = Date.now();
+      const present = new Set(await readdir(dataDir).catch((): string[] => []));
+      for (const name of await readdir(dir).catch((): string[] => [])) {
+        const file = name.slice(0, -'.json'.length);
+        if (name.endsWith('.json') && !present.has(file)) {
+          await unlink(join(dir, name)).catch(() => {});
+          memory.delete(join(dataDir, file));
+        }
+      }
+    },
+    get bytesSummarised() {
+      return bytesSummarised;
+    },
+  };
+}
+
