@@ -4,10 +4,12 @@
  * phone on the Wi-Fi would: it asks for READ_TOKEN once, draws the hour of
  * readings already on disk, shows posted readings on the chart and the card
  * without a reload, fits a phone's screen, and after the server restarts it
- * reconnects by itself and still shows what was posted before.
+ * reconnects by itself and still shows what was posted before. Over a week
+ * (SPEC section 13): the 7-day range, kept in the URL and through a reload,
+ * draws the seeded week's band (its spike included) and takes new readings live.
  *
  * Screenshots go to test/artifacts/ (git-ignored); with
- * UPDATE_README_SCREENSHOT=1 the desktop one also replaces docs/dashboard.png.
+ * UPDATE_README_SCREENSHOT=1 the desktop 7-day one also replaces docs/dashboard.png.
  */
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -38,6 +40,30 @@ function seedWeather(dataDir: string, now: number): void {
   writeFileSync(join(dataDir, 'weather.csv'), text);
 }
 
+const WEEK_SPIKE = 35.5;
+
+/**
+ * A week of cellar readings, one a minute up to a minute ago: a daily wave from
+ * 8 to 14 °C with one minute's spike to WEEK_SPIKE three days ago, in an
+ * archive (the first six days) and the current file.
+ */
+function seedCellarWeek(dataDir: string, now: number): { min: number; max: number } {
+  const minutes = 7 * 1440;
+  const spikeAt = minutes - 3 * 1440;
+  let min = Number.POSITIVE_INFINITY;
+  const lines: string[] = [];
+  for (let m = 0; m < minutes; m++) {
+    const at = now - 60_000 * (minutes - m);
+    const temp = m === spikeAt ? WEEK_SPIKE : Math.round(10 * (11 + 3 * Math.sin((2 * Math.PI * m) / 1440))) / 10;
+    min = Math.min(min, temp);
+    lines.push(`${new Date(at).toISOString()},${temp}C,${60 + (m % 7)}`);
+  }
+  const header = 'received_at,temp,humidity\n';
+  writeFileSync(join(dataDir, 'cellar.20260101T000000Z.csv'), header + lines.slice(0, 6 * 1440).join('\n') + '\n');
+  writeFileSync(join(dataDir, 'cellar.csv'), header + lines.slice(6 * 1440).join('\n') + '\n');
+  return { min, max: WEEK_SPIKE };
+}
+
 const run = chromiumAvailable();
 if (!run) console.warn('dashboard browser test skipped: /usr/bin/chromium is not installed (apt-get install chromium; CI installs it)');
 
@@ -50,6 +76,7 @@ describe.runIf(run)('the dashboard in Chromium', () => {
   const pageErrors: string[] = [];
   const cspViolations: string[] = [];
   let lastPosted = { temp: '', humidity: 0 };
+  let week = { min: 0, max: 0 };
 
   const origin = () => `http://${LAN_HOST}:${server.port}`;
   const chart = (stream: string, field: string) => `[data-stream="${stream}"] .chart[data-field="${field}"]`;
@@ -60,7 +87,8 @@ describe.runIf(run)('the dashboard in Chromium', () => {
     const dataDir = join(dir.path, 'data');
     mkdirSync(dataDir);
     seedWeather(dataDir, Date.now());
-    env = { DATA_DIR: dataDir, LOG_DIR: join(dir.path, 'logs'), STREAMS: 'weather,greenhouse,garage', READ_TOKEN };
+    week = seedCellarWeek(dataDir, Date.now());
+    env = { DATA_DIR: dataDir, LOG_DIR: join(dir.path, 'logs'), STREAMS: 'weather,greenhouse,garage,cellar', READ_TOKEN };
     server = await startServer(env);
     browser = await launchChromium();
     page = await browser.context.newPage();
@@ -137,10 +165,6 @@ describe.runIf(run)('the dashboard in Chromium', () => {
     expect(csv[0]).toBe('received_at,temp,humidity,pressure,door');
     expect(csv.filter((line) => line.endsWith(',23.9C,52,1009.6hPa,closed'))).toHaveLength(1);
 
-    if (process.env.UPDATE_README_SCREENSHOT) {
-      mkdirSync(join(ROOT, 'docs'), { recursive: true });
-      copyFileSync(join(ARTIFACTS, 'dashboard.png'), join(ROOT, 'docs', 'dashboard.png'));
-    }
   });
 
   it('fits a phone screen', async () => {
@@ -174,6 +198,51 @@ describe.runIf(run)('the dashboard in Chromium', () => {
 
     expect(pageErrors).toEqual([]);
     expect(cspViolations).toEqual([]);
+  });
+
+  it('shows a week: the 7-day range draws the seeded band and its spike, stays in the URL through a reload, and updates live', async () => {
+    const temp = chart('cellar', 'temp');
+    await page.click('#range button[data-range="7d"]');
+    expect(new URL(page.url()).hash).toBe('#range=7d');
+    await page.waitForSelector(`${temp}[data-max="${week.max}"]`, { timeout: 20_000 });
+    // The seeded shape: the wave's low, the one-minute spike (a mean alone would smooth it away), about 600 buckets.
+    expect(Number(await page.getAttribute(temp, 'data-min'))).toBe(week.min);
+    const buckets = Number(await page.getAttribute(temp, 'data-points'));
+    expect(buckets).toBeGreaterThan(500);
+    expect(buckets).toBeLessThanOrEqual(600);
+    expect(await page.textContent(`${temp} figcaption b`)).toBe(`${week.min} – ${week.max} C`);
+    expect(await page.getAttribute('#range button[data-range="7d"]', 'aria-pressed')).toBe('true');
+    expect(await page.textContent('#range-note')).toContain('the last 7 days');
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-week.png'), fullPage: true });
+    // The mean's line is drawn (uPlot paints on the next frame).
+    await waitFor(async () => (await seriesPixels(page, temp)) > 200, 'the mean line on the canvas');
+    if (process.env.UPDATE_README_SCREENSHOT) copyFileSync(join(ARTIFACTS, 'dashboard-week.png'), join(ROOT, 'docs', 'dashboard.png'));
+
+    await page.reload();
+    await page.waitForSelector(`${temp}[data-max="${week.max}"]`, { timeout: 20_000 });
+    expect(new URL(page.url()).hash).toBe('#range=7d');
+    expect(await page.getAttribute('#range button[data-range="7d"]', 'aria-pressed')).toBe('true');
+
+    // A range that includes now keeps updating: a new reading becomes the week's highest.
+    expect((await post('cellar', { temp: '41.5C', humidity: 70 })).status).toBe(202);
+    await page.waitForSelector(`${temp}[data-max="41.5"]`, { timeout: 15_000 });
+
+    await page.setViewportSize({ width: 390, height: 844 });
+    await waitFor(async () => (await page.$eval(`${temp} canvas`, (e) => e.getBoundingClientRect().width)) <= 370, 'the week chart to narrow');
+    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-week-phone.png'), fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 900 });
+
+    // Two days: the URL says which, and the week's spike (three days ago) is outside them.
+    const day = (ago: number) => new Date(Date.now() - ago * 86_400_000).toISOString().slice(0, 10);
+    await page.evaluate(`window.location.hash = 'from=${day(6)}&to=${day(5)}'`);
+    await waitFor(async () => Number(await page.getAttribute(temp, 'data-max')) < week.max, 'the two days\' chart');
+    expect(await page.textContent('#range-note')).toContain(`${day(6)} to ${day(5)}`);
+    expect(await page.inputValue('#range-from')).toBe(day(6));
+
+    await page.click('#range button[data-range="1h"]');
+    await page.waitForSelector(`${temp}:not([data-min])`);
+    expect(pageErrors).toEqual([]);
   });
 });
 
