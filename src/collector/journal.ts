@@ -16,6 +16,7 @@
  */
 import * as nodeFs from 'node:fs';
 import { join } from 'node:path';
+import { readFileState } from '../storage/file-state.js';
 import { fsyncDirectory } from '../storage/fs.js';
 import type { RowOrigin } from '../nats/row-message.js';
 
@@ -46,6 +47,20 @@ interface JournalLine {
 
 /** Past this many lines, start-up rewrites the journal as one line. */
 const COMPACT_AFTER_LINES = 2000;
+
+/**
+ * Whether the journal holds every row of the central file at `csvPath`, so
+ * it may be compressed (SPEC section 12): start-up repair cuts rows written but
+ * not journaled out of plain files only, and JetStream hands them out again.
+ */
+export function isJournaledWhole(journal: Pick<CollectJournal, 'endOf'>, csvPath: string): boolean {
+  try {
+    const state = readFileState(nodeFs, csvPath);
+    return state !== null && (journal.endOf(state.id) ?? -1) >= state.synced;
+  } catch {
+    return false;
+  }
+}
 
 export function journalPathOf(dataDir: string): string {
   return join(dataDir, '.sensor-ingest', 'collected.journal');

@@ -29,7 +29,7 @@ import { createWriter } from '../writer/writer.js';
 import { createCollectorApp } from './app.js';
 import { listCentralFiles } from './central-files.js';
 import { startCollector, trackFileEnds } from './consumer.js';
-import { journalPathOf, openCollectJournal } from './journal.js';
+import { isJournaledWhole, journalPathOf, openCollectJournal } from './journal.js';
 import { createCollectMetrics } from './metrics.js';
 import { cutUnjournaledRows } from './repair.js';
 
@@ -100,7 +100,8 @@ async function startCollecting({ config, logger, version, startedAt, fail, fatal
     enabled: config.compressClosed === 'gzip',
     logger,
     listFiles: () => listCentralFiles(config.dataDir, Date.now()),
-    safe: () => true,
+    // Only once the journal holds every row of it (see isJournaledWhole).
+    safe: (path) => isJournaledWhole(journal, path),
     lock: lockForCommit,
     onCompressed: () => metrics.fileCompressed(),
   });

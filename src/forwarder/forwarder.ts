@@ -300,7 +300,11 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
     }
     let file = byName.get(name);
     if (file === undefined || file.id !== state.id) {
-      const tail = await readTail(path, 0);
+      // Its state is written just before its rename; a state left without its file (a compression cut short) is read by nothing.
+      const tail = await readTail(path, 0).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return null;
+        throw error;
+      });
       if (tail === null) return 0;
       const cursor = Math.max(cursors?.read(state.id) ?? 0, tail.headerEnd);
       const foreign = tail.header[0] !== RECEIVED_AT;

@@ -79,8 +79,16 @@ async function compressLocked(path: string, options: CompressOptions): Promise<C
   if (await exists(target)) {
     const existing = await readFileStateAsync(target).catch(() => null);
     if (existing?.id !== state.id) return { outcome: 'skipped', why: 'name taken' };
-    await removePlain(path, dir);
-    return { outcome: 'finished' };
+    // A compression cut short after its rename: the .gz holds the file whole, so the plain file goes.
+    if (existing.synced >= state.synced) {
+      await removePlain(path, dir);
+      return { outcome: 'finished' };
+    }
+    // Rows came to the plain file since (a late row to a day file): it holds all the .gz does and more,
+    // so the .gz goes and the file is compressed again.
+    await unlink(target);
+    await unlink(statePathOf(target)).catch(() => {});
+    await fsyncDirectoryAsync(dir);
   }
 
   const newestMs = await newestRowMs(path, info.mtimeMs);
@@ -108,6 +116,9 @@ async function compressLocked(path: string, options: CompressOptions): Promise<C
   await rename(temporary, target);
   await fsyncDirectoryAsync(dir);
   await step('renamed');
+  // Grown meanwhile (only if our lock was lost): both forms stay, readers take the plain file, and the next pass
+  // compresses it again.
+  if ((await stat(path)).size !== info.size) return { outcome: 'skipped', why: 'not settled' };
   await removePlain(path, dir, step);
   return { outcome: 'compressed', plainBytes: info.size, storedBytes: (await stat(target)).size };
 }

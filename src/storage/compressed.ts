@@ -32,11 +32,11 @@ export function isCompressed(path: string): boolean {
  * it was listed (renamed to `.gz` in between) is read from its `.gz`: a
  * listing never goes stale for a reader by a compression.
  */
-async function openStored(path: string): Promise<{ handle: FileHandle; compressed: boolean }> {
+async function openStored(path: string, fallBack: boolean): Promise<{ handle: FileHandle; compressed: boolean }> {
   try {
     return { handle: await open(path, 'r'), compressed: isCompressed(path) };
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || isCompressed(path)) throw error;
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || isCompressed(path) || !fallBack) throw error;
     try {
       return { handle: await open(path + COMPRESSED_SUFFIX, 'r'), compressed: true };
     } catch {
@@ -48,12 +48,13 @@ async function openStored(path: string): Promise<{ handle: FileHandle; compresse
 /**
  * The file's CSV bytes, a chunk at a time, decompressed when the file is a
  * `.gz`. zlib inflates on the thread pool: the event loop never waits on it.
- * From `start` (a CSV byte offset) when given. Throws ENOENT for a file gone in both forms, and zlib's error for a `.gz`
+ * From `start` (a CSV byte offset) when given. `fallBack: false` when the
+ * reader has the `.gz` in its own listing already (it is another file then). Throws ENOENT for a file gone in both forms, and zlib's error for a `.gz`
  * that is not whole ("unexpected end of file"): a torn `.gz` is never read
  * as a shorter file.
  */
-export async function* csvChunks(path: string, chunkBytes = 64 * 1024, start = 0): AsyncGenerator<Buffer> {
-  const { handle, compressed } = await openStored(path);
+export async function* csvChunks(path: string, chunkBytes = 64 * 1024, start = 0, fallBack = true): AsyncGenerator<Buffer> {
+  const { handle, compressed } = await openStored(path, fallBack);
   const raw = handle.createReadStream({ highWaterMark: chunkBytes, ...(compressed ? {} : { start }) });
   let stream: Readable = raw;
   // A .gz is read from its start: the CSV bytes before `start` are inflated and passed over.

@@ -62,6 +62,7 @@ export async function* exportCsv(
   const index = new Map(columns.map((column, i) => [column, i]));
   const filtered = range.from !== undefined || range.to !== undefined;
   yield encodeLine(columns);
+  const listed = new Set(paths);
   for (const path of paths) {
     let header: string[] | undefined;
     let target: number[] = [];
@@ -73,7 +74,8 @@ export async function* exportCsv(
     let pending: Buffer[] = [];
     let out = '';
     try {
-      for await (const chunk of csvChunks(path, CHUNK_BYTES)) {
+      // A file compressed since the listing is read from its .gz, unless that .gz is listed too (another file then).
+      for await (const chunk of csvChunks(path, CHUNK_BYTES, 0, !listed.has(`${path}.gz`))) {
         const ended = scan.end;
         reading.scanRowEnds(scan, chunk, chunk.length, position);
         position += chunk.length;

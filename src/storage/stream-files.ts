@@ -63,28 +63,45 @@ export function compareStreamFiles(a: StreamFile, b: StreamFile): number {
 }
 
 /**
- * `stream`'s files in `dataDir`, oldest first. A plain file whose `.gz` holds
- * the same file (same id: a compression between its rename and the plain
- * file's removal) is listed once, as the `.gz`.
+ * `stream`'s files in `dataDir`, oldest first, as readers take them: of a
+ * file in both forms with one id (a compression cut short between the `.gz`'s
+ * rename and the plain file's removal), the one that holds more (the `.gz`,
+ * unless rows came to the plain file since) is listed alone. `twins: true`
+ * lists both, for the passes that finish such a compression.
  */
-export async function listStreamFiles(dataDir: string, stream: string): Promise<StreamFile[]> {
+export async function listStreamFiles(dataDir: string, stream: string, { twins = false } = {}): Promise<StreamFile[]> {
   const files: StreamFile[] = [];
   for (const entry of await readdir(dataDir, { withFileTypes: true })) {
     if (!entry.isFile()) continue;
     const file = matchStreamFile(stream, entry.name);
     if (file !== null) files.push(file);
   }
-  const compressed = new Set(files.filter((file) => file.compressed).map((file) => file.name));
-  return files.filter((file) => !(compressed.has(file.name + COMPRESSED_SUFFIX) && sameFile(dataDir, file.name))).sort(compareStreamFiles);
+  if (!twins) {
+    const names = new Set(files.map((file) => file.name));
+    const hidden = new Set<string>();
+    for (const file of files) {
+      if (file.compressed || !names.has(file.name + COMPRESSED_SUFFIX)) continue;
+      const kept = twinToRead(dataDir, file.name);
+      if (kept !== null) hidden.add(kept === 'plain' ? file.name + COMPRESSED_SUFFIX : file.name);
+    }
+    return files.filter((file) => !hidden.has(file.name)).sort(compareStreamFiles);
+  }
+  return files.sort(compareStreamFiles);
 }
 
-/** Whether `<name>` and `<name>.gz` carry one file id (unreadable states: not known to be, so both are kept). */
-function sameFile(dataDir: string, name: string): boolean {
+/**
+ * Of `<name>` and `<name>.gz` carrying one id, the one to read: the plain file
+ * if it grew past what the `.gz` holds (it holds all of it, and more), else
+ * the `.gz`. Null when they are two files (other ids, or states unreadable).
+ */
+function twinToRead(dataDir: string, name: string): 'plain' | 'compressed' | null {
   try {
     const plain = readFileState(nodeFs, join(dataDir, name));
-    return plain !== null && readFileState(nodeFs, join(dataDir, name + COMPRESSED_SUFFIX))?.id === plain.id;
+    const compressed = readFileState(nodeFs, join(dataDir, name + COMPRESSED_SUFFIX));
+    if (plain === null || compressed?.id !== plain.id) return null;
+    return plain.synced > compressed.synced ? 'plain' : 'compressed';
   } catch {
-    return false;
+    return null;
   }
 }
 
@@ -120,11 +137,12 @@ export interface ListedFile {
   readonly compressible?: boolean;
 }
 
-/** Every file of `streams` in `dataDir`, and whether it is closed at `nowMs`. */
+/** Every file of `streams` in `dataDir` as stored (both forms of one), and whether it is closed at `nowMs`. */
 export async function listStoredFiles(dataDir: string, streams: readonly string[], nowMs: number): Promise<ListedFile[]> {
   const listed: ListedFile[] = [];
   for (const stream of streams) {
-    for (const file of await listStreamFiles(dataDir, stream)) listed.push(listedFile(join(dataDir, file.name), file, nowMs));
+    // Both forms of a file (a compression cut short): the compression pass finishes it, disk space counts both.
+    for (const file of await listStreamFiles(dataDir, stream, { twins: true })) listed.push(listedFile(join(dataDir, file.name), file, nowMs));
   }
   return listed;
 }

@@ -15,6 +15,8 @@ import { countRows } from '../../src/storage/csv.js';
 import { compareStreamFiles, isCalendarDay, listStoredFiles, matchStreamFile } from '../../src/storage/stream-files.js';
 import { compressClosedFile } from '../../src/storage/compress.js';
 import { lockForCommit } from '../../src/storage/lock.js';
+import { createInlineRunner } from '../../src/writer/runners.js';
+import { defaultWriteDeps } from '../../src/writer/worker/commit.js';
 import { type World, setUpWorlds } from '../support/app.js';
 import { listFiles, readCsv } from '../support/csv-files.js';
 
@@ -139,6 +141,21 @@ describe('compressed files (COMPRESS_CLOSED=gzip, SPEC section 12)', () => {
 
     expect((await request(w.app).get('/streams/data/csv').expect(200)).text).toBe(before.text);
     expect((await request(w.app).get(`/streams/data/csv?from=${DAYS[1]}&to=${DAYS[1]}`).expect(200)).text).toBe(oneDay.text);
+  });
+});
+
+describe('an archive name already taken by a compressed archive', () => {
+  it('is not given again: the next archive of that second is -1, and both are listed and downloaded', async () => {
+    const fixed = Date.UTC(2026, 10, 23, 10, 15, 0);
+    const w = world({ runner: createInlineRunner({ ...defaultWriteDeps, now: () => fixed }) });
+    await request(w.app).post('/data?ack=durable').send({ a: 1 }).expect(201);
+    await request(w.app).post('/data?ack=durable').send({ a: 2, b: 2 }).expect(201);
+    const first = join(worlds.dir, 'data.20261123T101500Z.csv');
+    expect((await compressClosedFile(first, { lock: lockForCommit })).outcome).toBe('compressed');
+    await request(w.app).post('/data?ack=durable').send({ a: 3, b: 3, c: 3 }).expect(201);
+    expect(listFiles(worlds.dir).filter((name) => name.startsWith('data')).sort()).toEqual(['data.20261123T101500Z-1.csv', 'data.20261123T101500Z.csv.gz', 'data.csv']);
+    const rows = records((await request(w.app).get('/streams/data/csv').expect(200)).text);
+    expect(rows.map((row) => row.slice(1))).toEqual([['a', 'b', 'c'], ['1', '', ''], ['2', '2', ''], ['3', '3', '3']]);
   });
 });
 

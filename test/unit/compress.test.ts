@@ -128,6 +128,32 @@ describe('compressClosedFile', () => {
     expect(readFileSync(late.path, 'utf8')).toBe(late.text);
   });
 
+  it('finishes a compression cut short after its rename, but compresses again a plain file that rows reached since', async () => {
+    const { path, text } = archive('data-2026-11-20.csv', 50);
+    await expect(
+      compressClosedFile(path, {
+        lock: lockForCommit,
+        afterStep: (step) => {
+          if (step === 'renamed') throw new Error('killed');
+        },
+      }),
+    ).rejects.toThrow('killed');
+    // Both forms, one id: readers take the .gz; the passes see both.
+    expect(await listed()).toEqual(['data-2026-11-20.csv.gz']);
+    expect((await listStoredFiles(dir.path, ['data'], NEWEST + 3 * 86_400_000)).map((file) => file.path)).toEqual([`${path}.gz`, path]);
+    // A late row reaches the plain file (the writer appends and vouches for it): now the plain file holds more.
+    const late = `${new Date(NEWEST + 1000).toISOString()},late,x\n`;
+    nodeFs.appendFileSync(path, late);
+    writeFileSync(statePathOf(path), encodeFileState({ id: '00112233aabbccdd', created: 1_700_000_000_000, synced: text.length + late.length }));
+    expect(await listed()).toEqual(['data-2026-11-20.csv']);
+    expect(await exported([join(dir.path, 'data-2026-11-20.csv')])).toBe(text + late);
+    // The next pass compresses it again, late row and all.
+    expect(await compressClosedFile(path, { lock: lockForCommit })).toMatchObject({ outcome: 'compressed' });
+    expect(await listed()).toEqual(['data-2026-11-20.csv.gz']);
+    expect(gunzipSync(readFileSync(`${path}.gz`)).toString()).toBe(text + late);
+    expect(readFileState(nodeFs, `${path}.gz`)?.synced).toBe(text.length + late.length);
+  });
+
   it('a shutdown abandons a compression under way: the plain file stays, no temporary file', async () => {
     const { path, text } = archive(ARCHIVE, 20_000);
     const abort = new AbortController();

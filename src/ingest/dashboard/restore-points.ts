@@ -6,12 +6,17 @@
  * files, newest first, until it has gone back past the chart's window or has
  * read `maxBytesPerStream` (bounded time and memory, however large the files).
  */
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { plainSizeOf } from '../../storage/compressed.js';
 import { RECEIVED_AT, unguardCell } from '../../storage/csv.js';
 import { listStreamFiles } from '../../storage/stream-files.js';
 import type { StreamActivity } from '../../server/stream-activity.js';
 import { type LivePoints, WINDOW_MS } from './live-points.js';
 import { type OpenFile, TAIL_BYTES, readTail } from '../../storage/csv.js';
+
+/** The largest `.gz` (in CSV bytes) whose tail start-up reads. */
+const MAX_INFLATED_BYTES = 64 * 1024 * 1024;
 
 export interface RestoreOptions {
   readonly dataDir: string;
@@ -45,6 +50,8 @@ export async function restoreRecentPoints(options: RestoreOptions): Promise<Rest
       if (budget <= 0) break;
       let tail: Awaited<ReturnType<typeof readTail>>;
       try {
+        // A .gz's tail comes only by inflating all of it: a big one is left out, so start-up stays short.
+        if (file.compressed && (await plainSizeOf(join(dataDir, file.name), (await stat(join(dataDir, file.name))).size)) > MAX_INFLATED_BYTES) break;
         tail = await readTail(join(dataDir, file.name), budget, options.open);
       } catch (error) {
         // Say so, but never let a chart keep the server from starting: the file is no less there.

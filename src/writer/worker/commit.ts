@@ -431,10 +431,11 @@ function readHeader(fs: WriterFs, path: string, file: OpenFile): string[] | null
 }
 
 /** The archive name for the current file (`data.20261123T101500Z.csv`, `-1` … if taken). */
+/** A name free in both forms: an archive compressed since (`<name>.gz`, SPEC section 12) still holds it. */
 function freeArchiveName(fs: WriterFs, dataDir: string, fileName: string, now: number): string {
   for (let attempt = 0; ; attempt++) {
     const name = archiveFileName(fileName, now, attempt);
-    if (!fs.existsSync(join(dataDir, name))) return name;
+    if (!fs.existsSync(join(dataDir, name)) && !fs.existsSync(join(dataDir, `${name}.gz`))) return name;
   }
 }
 
