@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { bucketFor } from '../../src/ingest/series/series.js';
-import { MinuteSummariser } from '../../src/ingest/series/minute-summary.js';
+import fc from 'fast-check';
+import { MinuteSummariser, plainDecimal } from '../../src/ingest/series/minute-summary.js';
+import { parseRecord } from '../../src/storage/csv.js';
 import { compressClosedFile } from '../../src/storage/compress.js';
 import { lockForCommit } from '../../src/storage/lock.js';
 import { setUpWorlds } from '../support/app.js';
@@ -181,6 +183,48 @@ describe('bucketFor and the summariser', () => {
       expect(bucket % 60_000).toBe(0);
       expect(Math.floor((to - 1) / bucket) - Math.floor(from / bucket) + 1).toBeLessThanOrEqual(points);
     }
+  });
+
+  it('reads rows from their bytes as the parser reads their text: quotes, units, text, short rows, many digits', () => {
+    const text = [
+      '2026-11-24T10:05:10.000Z,20.5,12%,"a, ""quoted""\nnote",-0.25',
+      '2026-11-24T10:05:20.000Z,21,13%,plain,1e3',
+      '2026-11-24T10:05:30.000Z,22,x',
+      '2026-11-24T10:06:00.000Z,12345678901234567,14 %,n/a,.5',
+      '2026-11-24T10:06:30.000Z,,15%,,-7',
+    ].join('\n') + '\n';
+    const header = ['received_at', 't', 'h', 'note', 'v'];
+    const fromBytes = new MinuteSummariser();
+    fromBytes.setHeader(header);
+    fromBytes.addRows(Buffer.from(text), 0, Buffer.byteLength(text));
+    const fromText = new MinuteSummariser();
+    fromText.setHeader(header);
+    for (let offset = 0; offset < text.length; ) {
+      const record = parseRecord(text, offset);
+      if (record === null) break;
+      offset = record.end;
+      fromText.add(record.fields);
+    }
+    expect(fromBytes.result()).toEqual(fromText.result());
+    expect(fromBytes.result().t).toMatchObject({ min: [20.5, Number('12345678901234567')], count: [2, 1] });
+    expect(fromBytes.result().h).toMatchObject({ unit: '%', sum: [25, 29] });
+    expect(fromBytes.result().v).toMatchObject({ sum: [999.75, -6.5] });
+    expect(fromBytes.result().note).toBeUndefined();
+  });
+
+  it('reads a plain decimal from its bytes exactly as Number() reads its text', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: -(2 ** 53) + 1, max: 2 ** 53 - 1 }), fc.integer({ min: 0, max: 15 }), (mantissa, shift) => {
+        const digits = String(Math.abs(mantissa));
+        const text = (mantissa < 0 ? '-' : '') + (shift > 0 && shift < digits.length ? `${digits.slice(0, -shift)}.${digits.slice(-shift)}` : digits);
+        const bytes = Buffer.from(text);
+        const read = plainDecimal(bytes, 0, bytes.length);
+        if (digits.length > 15) expect(Number.isNaN(read)).toBe(true);
+        else expect(Object.is(read, Number(text)) || (read === 0 && Number(text) === 0)).toBe(true);
+      }),
+      { numRuns: 5000 },
+    );
+    for (const text of ['', '-', '.', '1.', '1.2.3', '+1', '1e3', ' 1', '0x10', '١٢']) expect(Number.isNaN(plainDecimal(Buffer.from(text), 0, Buffer.byteLength(text))), text).toBe(true);
   });
 
   it('keeps minutes in order when a clock goes back, and reads units', () => {

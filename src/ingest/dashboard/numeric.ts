@@ -18,12 +18,22 @@ export interface NumericCell {
  */
 const NUMBER_WITH_UNIT = /^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*((?:\p{L}|[%°µ‰])[\p{L}\p{N}%°µ‰/²³·._-]{0,15})?\s*$/u;
 
+/** Most cells: a plain decimal without exponent or unit, read without the full pattern (summaries read millions). */
+const PLAIN_NUMBER = /^-?\d{1,15}(?:\.\d{1,15})?$/;
+
+/** The value of a plain decimal cell (`21.5`, `-3`), or NaN for any other: then parseNumericCell says. */
+export function plainNumber(cell: string): number {
+  return PLAIN_NUMBER.test(cell) ? Number(cell) : Number.NaN;
+}
+
 /**
  * The number in `cell`, or null for text, an empty cell, `true`/`false`,
  * `NaN`, or a value too large for a double.
  */
 export function parseNumericCell(cell: string): NumericCell | null {
   if (cell.length === 0 || cell.length > 64) return null;
+  const plain = plainNumber(cell);
+  if (!Number.isNaN(plain)) return { value: plain, unit: '' };
   const match = NUMBER_WITH_UNIT.exec(cell);
   if (match === null) return null;
   const value = Number(match[1]);

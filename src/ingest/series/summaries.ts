@@ -17,7 +17,7 @@
 import { mkdir, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { csvChunks } from '../../storage/compressed.js';
-import { type RowScan, parseRecord, readTail, scanRowEnds } from '../../storage/csv.js';
+import { type RowScan, readTail, scanRowEnds } from '../../storage/csv.js';
 import { STATE_DIR, readFileStateAsync } from '../../storage/file-state.js';
 import { MinuteSummariser, type SummaryColumns } from './minute-summary.js';
 
@@ -129,14 +129,9 @@ export function createSummaries(dataDir: string): Summaries {
         continue;
       }
       const cut = chunk.length - (position - scan.end);
-      const text = Buffer.concat([...pending, chunk.subarray(0, cut)]).toString('utf8');
+      const rows = Buffer.concat([...pending, chunk.subarray(0, cut)]);
       pending = cut < chunk.length ? [chunk.subarray(cut)] : [];
-      for (let offset = 0; offset < text.length; ) {
-        const record = parseRecord(text, offset);
-        if (record === null) break;
-        offset = record.end;
-        summariser.add(record.fields);
-      }
+      summariser.addRows(rows, 0, rows.length);
     }
     return start + scan.end;
   }
