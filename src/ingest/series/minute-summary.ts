@@ -33,8 +33,6 @@ export class MinuteSummariser {
   private timeAt = -1;
   private lastMinuteText = '';
   private readonly lastMinuteBytes = Buffer.alloc(16);
-  /** One row's numeric cells, kept until the row is known whole (reused: no allocation per row). */
-  private readonly rowValues = { positions: [] as number[], values: [] as number[], units: [] as string[] };
   private lastMinute = Number.NaN;
 
   constructor(earlier: SummaryColumns = {}) {
@@ -84,10 +82,12 @@ export class MinuteSummariser {
     for (let row = start; row < end; ) {
       let at = row;
       let quote = false;
+      let commas = 0;
       for (; at < end; at++) {
         const byte = bytes[at];
-        if (byte === 0x0a) break;
-        if (byte === 0x22) {
+        if (byte === 0x2c) commas++;
+        else if (byte === 0x0a) break;
+        else if (byte === 0x22) {
           quote = true;
           break;
         }
@@ -105,18 +105,15 @@ export class MinuteSummariser {
         if (record !== null) this.add(record.fields);
       } else {
         if (at >= end) return;
-        this.addPlainRow(bytes, row, at, header.length);
+        // A row is taken only with as many cells as the header, as add() takes it.
+        if (commas === header.length - 1) this.addPlainRow(bytes, row, at);
       }
       row = at + 1;
     }
   }
 
-  /** A row without quotes, `\n` at `lineEnd`: its cells are between the commas. Taken only with as many cells as the header. */
-  private addPlainRow(bytes: Buffer, row: number, lineEnd: number, columns: number): void {
-    const { positions, values, units } = this.rowValues;
-    positions.length = 0;
-    values.length = 0;
-    units.length = 0;
+  /** A row without quotes and with as many cells as the header, `\n` at `lineEnd`: its cells are between the commas. */
+  private addPlainRow(bytes: Buffer, row: number, lineEnd: number): void {
     let cell = row;
     let position = 0;
     let minute = Number.NaN;
@@ -126,23 +123,17 @@ export class MinuteSummariser {
         minute = this.minuteOfBytes(bytes, cell, at);
         if (Number.isNaN(minute)) return;
       } else if (at > cell) {
-        let value = plainDecimal(bytes, cell, at);
-        let unit = '';
-        if (Number.isNaN(value)) {
-          const numeric = parseNumericCell(bytes.toString('utf8', cell, at));
-          if (numeric !== null) ({ value, unit } = numeric);
-        }
+        const value = plainDecimal(bytes, cell, at);
         if (!Number.isNaN(value)) {
-          positions.push(position);
-          values.push(value);
-          units.push(unit);
+          this.record(position, minute, value, '');
+        } else {
+          const numeric = parseNumericCell(bytes.toString('utf8', cell, at));
+          if (numeric !== null) this.record(position, minute, numeric.value, numeric.unit);
         }
       }
       position++;
       cell = at + 1;
     }
-    if (position !== columns) return;
-    for (let i = 0; i < positions.length; i++) this.record(positions[i] as number, minute, values[i] as number, units[i] as string);
   }
 
   private addRowsAsText(bytes: Buffer, start: number, end: number): void {
