@@ -149,6 +149,21 @@ describe('GET /streams/<name>/series', () => {
     expect(after.fields.temp?.t.slice(0, -2)).toEqual(before.fields.temp?.t);
   });
 
+  it('takes columns named __proto__, constructor and toString as any others, and again from a kept summary', async () => {
+    const w = world({ env: { CSV_ROTATE: 'daily' }, now: () => NOW });
+    const at = (m: number) => new Date(START + m * 60_000).toISOString();
+    writeFileSync(join(worlds.dir, 'data-2026-11-24.csv'), `received_at,__proto__,constructor,toString\n${at(0)},1,2,3\n${at(1)},4,5,6\n`);
+    const url = `/streams/data/series?from=${START}&to=${START + HOUR}&points=1`;
+    for (const app of [w.app, world({ env: { CSV_ROTATE: 'daily' }, now: () => NOW }).app]) {
+      const res = await request(app).get(url).expect(200);
+      expect(res.text).toContain('"__proto__":{"unit":"","t":[');
+      const body = JSON.parse(res.text) as Answer;
+      expect(Object.keys(body.fields)).toEqual(['__proto__', 'constructor', 'toString']);
+      expect(Object.getOwnPropertyDescriptor(body.fields, '__proto__')?.value).toMatchObject({ min: [1], max: [4], count: [2] });
+      expect(body.fields.constructor).toMatchObject({ mean: [3.5], count: [2] });
+    }
+  });
+
   it('refuses bad ranges and points with a 400 in words, an unknown stream with a 404, and needs READ_TOKEN when set', async () => {
     const w = world({ env: { CSV_ROTATE: 'daily', READ_TOKEN: 'r-tok' }, now: () => NOW });
     seedDays(worlds.dir, 1);

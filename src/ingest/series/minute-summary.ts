@@ -36,7 +36,8 @@ export class MinuteSummariser {
   private lastMinute = Number.NaN;
 
   constructor(earlier: SummaryColumns = {}) {
-    this.columns = earlier;
+    // Keyed by column names, which are the senders' keys: `__proto__` must be a column like any other.
+    this.columns = Object.assign(Object.create(null) as SummaryColumns, earlier);
     for (const [name, column] of Object.entries(earlier)) this.indexes.set(name, new Map(column.minutes.map((minute, i) => [minute, i])));
   }
 

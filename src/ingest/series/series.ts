@@ -80,7 +80,8 @@ export async function seriesOf(dataDir: string, summaries: Summaries, query: Ser
       }
     }
   }
-  const fields: Record<string, FieldSeries> = {};
+  // Keyed by column names (senders' keys): no prototype, so `__proto__` is a field like any other.
+  const fields = Object.create(null) as Record<string, FieldSeries>;
   for (const [name, { unit, byStart }] of buckets) {
     if (byStart.size === 0) continue;
     const series: FieldSeries = { unit, t: [], min: [], max: [], mean: [], count: [] };
