@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { DashboardState } from '../../src/ingest/dashboard/live-points.js';
+import { pollHealthz } from '../support/http-client.js';
 import { logLine, serverEnv, useServers } from '../support/server-process.js';
 import { useTempDir } from '../support/temp-dir.js';
 
@@ -38,21 +39,9 @@ describe('COMPRESS_CLOSED=gzip', () => {
     const { text, rows } = seedArchive(join(env.DATA_DIR, ARCHIVE), 100 * 1024 * 1024, Date.now() - 86_400_000);
     const server = await servers.start(env);
 
-    const latencies: number[] = [];
-    let compressed = false;
-    const poll = (async () => {
-      while (!compressed) {
-        const started = performance.now();
-        const res = await fetch(`${server.url}/healthz`);
-        await res.text();
-        expect(res.status).toBe(200);
-        latencies.push(performance.now() - started);
-      }
-    })();
+    const poll = pollHealthz(server.url);
     const line = await logLine(server, 'compressed file', 120_000);
-    compressed = true;
-    await poll;
-    latencies.sort((a, b) => a - b);
+    const latencies = await poll.stop();
     const p99 = latencies[Math.floor(latencies.length * 0.99)] ?? 0;
     const max = latencies.at(-1) ?? 0;
     console.log(`compression: ${text.length} bytes → ${String(line.compressed_bytes)}; /healthz answered ${latencies.length} times meanwhile, p99 ${p99.toFixed(1)} ms, max ${max.toFixed(1)} ms`);

@@ -15,6 +15,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'csv-parse/sync';
 import { readFileState } from '../../src/storage/file-state.js';
 import { listStreamFiles } from '../../src/storage/stream-files.js';
+import { postIdsUntil } from '../support/http-client.js';
 import { serverEnv, useServers } from '../support/server-process.js';
 import { useTempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
@@ -26,27 +27,6 @@ const IN_FLIGHT = 8;
 
 const dir = useTempDir();
 const servers = useServers();
-
-/** Posts unique ids to both streams until `dead()`; returns the ids answered 201. */
-async function loadUntil(url: string, round: number, dead: () => boolean): Promise<string[]> {
-  const acked: string[] = [];
-  let next = 0;
-  const client = async () => {
-    while (!dead()) {
-      const id = `r${round}-${next++}`;
-      const stream = next % 2 === 0 ? 'data' : 'data2';
-      try {
-        const res = await fetch(`${url}/${stream}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id }) });
-        if (res.status === 201) acked.push(id);
-        else await res.text();
-      } catch {
-        // The kill cut this request off: not acknowledged.
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: IN_FLIGHT }, client));
-  return acked;
-}
 
 /** The ids of a CSV text's whole rows (ids and times hold no quotes or line breaks). */
 function idsOf(text: string): string[] {
@@ -77,7 +57,7 @@ describe('SIGKILL during compression', () => {
       if (round % 5 === 4) {
         const server = await servers.start(env);
         let dead = false;
-        const load = loadUntil(server.url, round, () => dead);
+        const load = postIdsUntil(server.url, round, () => dead, IN_FLIGHT);
         await new Promise((resolve) => setTimeout(resolve, 20 + Math.floor(Math.random() * 200)));
         dead = true;
         server.child.kill('SIGKILL');

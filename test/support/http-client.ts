@@ -50,3 +50,54 @@ export async function pool<T>(count: number, concurrency: number, task: (i: numb
   await Promise.all(workers);
   return results;
 }
+
+/**
+ * Posts `{ "id": "r<round>-<n>" }` to `data` and `data2` in turn, `inFlight`
+ * at a time, until `stop()`; resolves to the ids answered 201. A request a
+ * kill cut off is not acknowledged, and is not counted.
+ */
+export async function postIdsUntil(url: string, round: number, stop: () => boolean, inFlight = 8): Promise<string[]> {
+  const acked: string[] = [];
+  let next = 0;
+  const client = async (): Promise<void> => {
+    while (!stop()) {
+      const id = `r${round}-${next++}`;
+      const stream = next % 2 === 0 ? 'data' : 'data2';
+      try {
+        const res = await fetch(`${url}/${stream}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id }) });
+        if (res.status === 201) acked.push(id);
+        else await res.text();
+      } catch {
+        // The kill cut this request off: not acknowledged.
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, client));
+  return acked;
+}
+
+/**
+ * Asks `<url>/healthz` again and again, each after the last answer, until
+ * the returned `stop()`; which resolves to each answer's time in ms, sorted.
+ * Every answer must be 200.
+ */
+export function pollHealthz(url: string): { stop(): Promise<number[]> } {
+  let stopped = false;
+  const latencies: number[] = [];
+  const polling = (async () => {
+    while (!stopped) {
+      const started = performance.now();
+      const res = await fetch(`${url}/healthz`);
+      await res.text();
+      if (res.status !== 200) throw new Error(`/healthz answered ${res.status}`);
+      latencies.push(performance.now() - started);
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await polling;
+      return latencies.sort((a, b) => a - b);
+    },
+  };
+}
