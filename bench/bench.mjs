@@ -46,18 +46,16 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, watch } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import lockfile from 'proper-lockfile';
+import { HOST, freePort, get, parseOptions, quantileSorted, sleep } from './lib.mjs';
 import { createRssSampler, machineBusySec, treeCpuSec } from './proc-stats.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const HOST = '127.0.0.1';
 const KINDS = ['reference', 'sensor-ingest'];
 const HEALTH_POLL_MS = 5;
 const IDLE_SETTLE_MS = 1000;
@@ -101,32 +99,25 @@ const USAGE = `usage: npm run bench -- [options]
 forwarding off and on (--ack queued unless --ack durable is given), pair by
 pair, and the delay from POST to the row in the collector's central file.`;
 
-const { values: args } = parseArgs({
-  options: {
-    connections: { type: 'string', default: '64' },
-    duration: { type: 'string', default: '10' },
-    warmup: { type: 'string', default: '2' },
-    streams: { type: 'string', default: '1' },
-    batch: { type: 'string', default: '1' },
-    ack: { type: 'string', default: 'both' },
-    only: { type: 'string', default: 'both' },
-    'skip-fill': { type: 'boolean', default: false },
-    'log-level': { type: 'string' },
-    'server-env': { type: 'string', multiple: true, default: [] },
-    'cpu-prof': { type: 'boolean', default: false },
-    'cpu-prof-dir': { type: 'string' },
-    json: { type: 'boolean', default: false },
-    nats: { type: 'boolean', default: false },
-    pairs: { type: 'string', default: '2' },
-    'e2e-rate': { type: 'string', default: '50' },
-    'e2e-duration': { type: 'string', default: '10' },
-    help: { type: 'boolean', default: false },
-  },
+const args = parseOptions(USAGE, {
+  connections: { type: 'string', default: '64' },
+  duration: { type: 'string', default: '10' },
+  warmup: { type: 'string', default: '2' },
+  streams: { type: 'string', default: '1' },
+  batch: { type: 'string', default: '1' },
+  ack: { type: 'string', default: 'both' },
+  only: { type: 'string', default: 'both' },
+  'skip-fill': { type: 'boolean', default: false },
+  'log-level': { type: 'string' },
+  'server-env': { type: 'string', multiple: true, default: [] },
+  'cpu-prof': { type: 'boolean', default: false },
+  'cpu-prof-dir': { type: 'string' },
+  json: { type: 'boolean', default: false },
+  nats: { type: 'boolean', default: false },
+  pairs: { type: 'string', default: '2' },
+  'e2e-rate': { type: 'string', default: '50' },
+  'e2e-duration': { type: 'string', default: '10' },
 });
-if (args.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
 
 function wholeNumber(name, min) {
   const value = Number(args[name]);
@@ -198,8 +189,6 @@ process.once('exit', () => {
 
 // ---------------------------------------------------------------- helpers
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** Builds dist/ when it is missing or older than a source file. */
 function buildIfNeeded() {
   const entry = join(ROOT, 'dist', 'main.js');
@@ -220,32 +209,6 @@ function buildIfNeeded() {
   // stdout to stderr, so --json output stays one object.
   const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: ['ignore', 2, 2] });
   if (build.status !== 0) throw new Error('npm run build failed');
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = createServer().once('error', reject);
-    probe.listen(0, HOST, () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-/** One GET on a fresh connection; resolves to { status, body }. */
-function get(port, path, timeoutMs = 2000) {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: HOST, port, path, agent: false, timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode, body }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${path} timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 /**
@@ -1036,15 +999,9 @@ function followIds(path) {
   };
 }
 
-/** The q-quantile (nearest rank) of sorted numbers, or null for none. */
-function quantile(sorted, q) {
-  if (sorted.length === 0) return null;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
-}
-
 function delayStats(values) {
   const sorted = [...values].sort((a, b) => a - b);
-  return { count: sorted.length, minMs: sorted[0] ?? null, p50Ms: quantile(sorted, 0.5), p99Ms: quantile(sorted, 0.99), maxMs: sorted.at(-1) ?? null };
+  return { count: sorted.length, minMs: sorted[0] ?? null, p50Ms: quantileSorted(sorted, 0.5) ?? null, p99Ms: quantileSorted(sorted, 0.99) ?? null, maxMs: sorted.at(-1) ?? null };
 }
 
 /** One POST of one reading on a kept-alive connection; resolves to the status, or 0 on an error. */

@@ -31,15 +31,13 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
+import { HOST, freePort, parseOptions, sleep } from './lib.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const HOST = '127.0.0.1';
 const MAX_REQUEST_BYTES = 1024 * 1024;
 const MAX_BATCH_ROWS = 1000;
 const MAX_COLUMNS = 1024;
@@ -54,19 +52,12 @@ const USAGE = `usage: npm run bench:cost -- [options]
   --json            print one JSON object instead of the table
   --help`;
 
-const { values: args } = parseArgs({
-  options: {
-    'disk-bound': { type: 'string', default: '8' },
-    requests: { type: 'string', default: '5' },
-    only: { type: 'string' },
-    json: { type: 'boolean', default: false },
-    help: { type: 'boolean', default: false },
-  },
+const args = parseOptions(USAGE, {
+  'disk-bound': { type: 'string', default: '8' },
+  requests: { type: 'string', default: '5' },
+  only: { type: 'string' },
+  json: { type: 'boolean', default: false },
 });
-if (args.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
 const diskBound = Number(args['disk-bound']);
 const requestsPerCase = Number(args.requests);
 if (!(diskBound > 0)) usageError(`--disk-bound must be a number above 0, got '${args['disk-bound']}'`);
@@ -78,7 +69,6 @@ function usageError(message) {
 }
 
 const progress = (message) => process.stderr.write(`bench:cost: ${message}\n`);
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ---------------------------------------------------------------- payloads
 
@@ -205,16 +195,6 @@ function buildIfNeeded() {
     progress('building (npm run build)…');
     if (spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: ['ignore', 2, 2] }).status !== 0) throw new Error('npm run build failed');
   }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = createServer().once('error', reject);
-    probe.listen(0, HOST, () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 /** One HTTP request; resolves to { status, body }. */

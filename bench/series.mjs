@@ -41,17 +41,14 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
-import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { HOST, freePort, get, median, parseOptions, quantile, seededRandom, sleep } from './lib.mjs';
 import { createRssSampler, machineBusySec, treeCpuSec } from './proc-stats.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const HOST = '127.0.0.1';
 const DAY_MS = 86_400_000;
 const MINUTE_MS = 60_000;
 const HEALTH_POLL_MS = 5;
@@ -83,24 +80,17 @@ const USAGE = `usage: npm run bench:series -- [options]
   --json              print one JSON object instead of the table
   --help`;
 
-const { values: args } = parseArgs({
-  options: {
-    days: { type: 'string', default: '30' },
-    points: { type: 'string', default: '600' },
-    repeats: { type: 'string', default: '20' },
-    restarts: { type: 'string', default: '3' },
-    stream: { type: 'string', default: 'env' },
-    'node-flags': { type: 'string', default: NPM_START_FLAGS },
-    'cpu-prof': { type: 'boolean', default: false },
-    'cpu-prof-dir': { type: 'string' },
-    json: { type: 'boolean', default: false },
-    help: { type: 'boolean', default: false },
-  },
+const args = parseOptions(USAGE, {
+  days: { type: 'string', default: '30' },
+  points: { type: 'string', default: '600' },
+  repeats: { type: 'string', default: '20' },
+  restarts: { type: 'string', default: '3' },
+  stream: { type: 'string', default: 'env' },
+  'node-flags': { type: 'string', default: NPM_START_FLAGS },
+  'cpu-prof': { type: 'boolean', default: false },
+  'cpu-prof-dir': { type: 'string' },
+  json: { type: 'boolean', default: false },
 });
-if (args.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
 function wholeNumber(name, min) {
   const value = Number(args[name]);
   if (!Number.isInteger(value) || value < min) {
@@ -152,55 +142,6 @@ process.once('exit', () => {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 });
 
-// ---------------------------------------------------------------- helpers
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = createServer().once('error', reject);
-    probe.listen(0, HOST, () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-/** One GET on a fresh connection; resolves to { status, body, ms }. */
-function get(port, path, timeoutMs = 2000) {
-  return new Promise((resolve, reject) => {
-    const startedAt = performance.now();
-    const req = request({ host: HOST, port, path, agent: false, timeout: timeoutMs }, (res) => {
-      const chunks = [];
-      res.on('data', (chunk) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8'), ms: performance.now() - startedAt }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${path} timed out after ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-function quantile(values, q) {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
-}
-const median = (values) => quantile(values, 0.5);
-
-/** mulberry32: a small seeded PRNG, so every run writes the same values. */
-function random(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 // ---------------------------------------------------------------- data
 
 /**
@@ -209,7 +150,7 @@ function random(seed) {
  */
 function writeDays(dataDir, stream, days, nowMs) {
   mkdirSync(dataDir, { recursive: true });
-  const rand = random(20261203);
+  const rand = seededRandom(20261203);
   const noise = () => rand() + rand() + rand() - 1.5; // about normal, sd 0.5
   const pad2 = Array.from({ length: 60 }, (_, i) => String(i).padStart(2, '0'));
   const pad3 = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'));

@@ -12,11 +12,11 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { HOST, freePort, sleep } from './lib.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
@@ -37,20 +37,15 @@ if (!existsSync(join(ROOT, 'dist', 'main.js'))) {
   if (spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) process.exit(1);
 }
 
-const port = await new Promise((resolve) => {
-  const probe = createServer().listen(0, '127.0.0.1', () => {
-    const { port: free } = probe.address();
-    probe.close(() => resolve(free));
-  });
-});
+const port = await freePort();
 const work = mkdtempSync(join(tmpdir(), 'sensor-ingest-soak-'));
 const dataDir = join(work, 'data');
 const child = spawn(process.execPath, [join(ROOT, 'dist', 'main.js')], {
-  env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_DIR: join(work, 'logs'), LOG_LEVEL: 'warn' },
+  env: { PATH: process.env.PATH, PORT: String(port), HOST, DATA_DIR: dataDir, LOG_DIR: join(work, 'logs'), LOG_LEVEL: 'warn' },
   stdio: ['ignore', 'ignore', 'inherit'],
 });
 const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-const url = `http://127.0.0.1:${port}`;
+const url = `http://${HOST}:${port}`;
 
 for (let i = 0; ; i++) {
   try {
@@ -58,7 +53,7 @@ for (let i = 0; ; i++) {
   } catch {
     if (i > 200) throw new Error('the server did not start');
   }
-  await new Promise((r) => setTimeout(r, 50));
+  await sleep(50);
 }
 
 /** Resident memory of the server process (its threads included), in MB, from /proc. */
@@ -99,7 +94,7 @@ async function client(n) {
     }
     next += intervalMs;
     const wait = next - Date.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    if (wait > 0) await sleep(wait);
   }
 }
 

@@ -36,8 +36,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import { gunzipSync } from 'node:zlib';
+import { parseOptions, seededRandom } from './lib.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DIST = join(ROOT, 'dist', 'storage');
@@ -55,19 +55,12 @@ const USAGE = `usage: npm run bench:year-size -- [options]
   --json          print one JSON object instead of the tables
   --help`;
 
-const { values: args } = parseArgs({
-  options: {
-    'budget-gb': { type: 'string', default: '28' },
-    streams: { type: 'string', default: '10' },
-    runs: { type: 'string', default: '3' },
-    json: { type: 'boolean', default: false },
-    help: { type: 'boolean', default: false },
-  },
+const args = parseOptions(USAGE, {
+  'budget-gb': { type: 'string', default: '28' },
+  streams: { type: 'string', default: '10' },
+  runs: { type: 'string', default: '3' },
+  json: { type: 'boolean', default: false },
 });
-if (args.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
 const budget = Number(args['budget-gb']) * GB;
 const streams = Number(args.streams);
 const runs = Number(args.runs);
@@ -89,18 +82,6 @@ const { lockForCommit } = await distModule('lock.js');
 const { currentFileName } = await distModule('file-names.js');
 
 // ---------------------------------------------------------------- the values
-
-/** mulberry32: a small seeded PRNG, so that every run writes the same bytes. */
-function random(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gaussian(rand) {
   return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
@@ -124,7 +105,7 @@ function arrivals(rand) {
 
 /** (a) A battery weather sensor outdoors: a daily cycle, weather drifting, sensor noise. */
 function envShape() {
-  const rand = random(1);
+  const rand = seededRandom(1);
   const at = arrivals(rand);
   const tWalk = wander(rand, 0.6, 1800);
   const hWalk = wander(rand, 2, 3600);
@@ -147,7 +128,7 @@ function envShape() {
 
 /** (b) A Tasmota plug under a fridge: tele/SENSOR flattened (ENERGY.*), the compressor cycling. */
 function tasmotaShape() {
-  const rand = random(2);
+  const rand = seededRandom(2);
   const at = arrivals(rand);
   const vWalk = wander(rand, 1.2, 1800);
   let total = 1234.567;
