@@ -149,6 +149,46 @@ describe('GET /streams/<name>/series', () => {
     expect(after.fields.temp?.t.slice(0, -2)).toEqual(before.fields.temp?.t);
   });
 
+  it('reads a current file emptied and written again from its start, not from its old offset', async () => {
+    const w = world({ env: { CSV_ROTATE: 'daily' }, now: () => NOW });
+    const current = join(worlds.dir, `data-${new Date(NOW).toISOString().slice(0, 10)}.csv`);
+    const at = (m: number) => new Date(NOW - HOUR + m * 60_000).toISOString();
+    writeFileSync(current, `received_at,temp\n${at(0)},1\n${at(1)},2\n`);
+    const url = `/streams/data/series?from=${NOW - HOUR}&to=${NOW}&points=60`;
+    expect(((await request(w.app).get(url).expect(200)).body as Answer).fields.temp?.count).toEqual([1, 1]);
+    // Emptied and written again (same id, longer now): the old offset falls inside a row.
+    writeFileSync(current, `received_at,temp\n${at(5)},10.25\n${at(6)},11.5\n${at(7)},12\n`);
+    const again = (await request(w.app).get(url).expect(200)).body as Answer;
+    expect(again.fields.temp).toMatchObject({ t: [5, 6, 7].map((m) => NOW - HOUR + m * 60_000), min: [10.25, 11.5, 12], count: [1, 1, 1] });
+  });
+
+  it('makes a kept summary that is not one of ours again, and answers from the file', async () => {
+    const w = world({ env: { CSV_ROTATE: 'daily' }, now: () => NOW });
+    seedDays(worlds.dir, 2);
+    const url = `/streams/data/series?from=${START}&to=${START + DAY}&points=1`;
+    const summaryPath = join(worlds.dir, '.sensor-ingest', 'summaries', 'data-2026-11-24.csv.json');
+    await request(w.app).get(url).expect(200);
+    const kept = JSON.parse(readFileSync(summaryPath, 'utf8')) as Record<string, unknown>;
+    for (const bad of [{ ...kept, columns: null }, { ...kept, columns: { temp: { unit: '', minutes: [2, 1], min: [1, 1], max: [1, 1], sum: [1, 1], count: [1, 1] } } }, { ...kept, columns: { temp: null } }]) {
+      writeFileSync(summaryPath, JSON.stringify(bad));
+      const fresh = world({ env: { CSV_ROTATE: 'daily' }, now: () => NOW });
+      expect(((await request(fresh.app).get(url).expect(200)).body as Answer).fields.temp?.count).toEqual([1440]);
+    }
+  });
+
+  it('gives a stream of many columns fewer points each, so an answer stays bounded', async () => {
+    const w = world({ env: { CSV_ROTATE: 'daily' }, now: () => NOW });
+    const columns = Array.from({ length: 500 }, (_, i) => `c${i}`);
+    const lines = [`received_at,${columns.join(',')}`];
+    for (let m = 0; m < 1000; m++) lines.push(`${new Date(START + m * 60_000).toISOString()},${columns.map((_, i) => i + m).join(',')}`);
+    writeFileSync(join(worlds.dir, 'data-2026-11-24.csv'), `${lines.join('\n')}\n`);
+    const body = (await request(w.app).get(`/streams/data/series?from=${START}&to=${START + 1000 * 60_000}&points=2000`).expect(200)).body as Answer;
+    expect(Object.keys(body.fields)).toHaveLength(500);
+    // 200,000 values over 500 columns: at most 400 buckets each (here 3-minute ones).
+    expect(body.fields.c0?.t.length).toBeLessThanOrEqual(400);
+    expect(body.fields.c0?.count.reduce((a, b) => a + b, 0)).toBe(1000);
+  });
+
   it('takes columns named __proto__, constructor and toString as any others, and again from a kept summary', async () => {
     const w = world({ env: { CSV_ROTATE: 'daily' }, now: () => NOW });
     const at = (m: number) => new Date(START + m * 60_000).toISOString();
@@ -173,6 +213,8 @@ describe('GET /streams/<name>/series', () => {
       [`from=${START}&to=${START}`, 'must be before'],
       ['from=yesterday', 'from must be milliseconds since the epoch or an ISO 8601 time'],
       ['to=2026-13-45', 'to must be'],
+      ['from=2026-02-30', 'from must be'],
+      ['from=1969-12-31', 'from must be'],
       [`from=${START}&to=${START + DAY}&points=0`, 'points must be a whole number from 1 to 2000'],
       [`from=${START}&to=${START + DAY}&points=2001`, 'points must be'],
       [`from=${START}&to=${START + DAY}&points=1.5`, 'points must be'],
@@ -189,6 +231,23 @@ describe('GET /streams/<name>/series', () => {
 });
 
 describe('bucketFor and the summariser', () => {
+  it('picks a bucket at once, however large the range, and it always fits', () => {
+    for (const [from, to, points] of [[1e14 + 1, 2e14 + 1, 1], [1.2e14 + 1, 2.4e14 + 1, 2], [1.2e14 + 1, 2.4e14 + 1, 1]] as const) {
+      const bucket = bucketFor(from, to, points);
+      expect(Math.floor((to - 1) / bucket) - Math.floor(from / bucket) + 1).toBeLessThanOrEqual(points);
+    }
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 46 }), fc.integer({ min: 1, max: 2 ** 40 }), fc.integer({ min: 1, max: 2000 }), (from, span, points) => {
+        const bucket = bucketFor(from, from + span, points);
+        expect(bucket % 60_000).toBe(0);
+        expect(Math.floor((from + span - 1) / bucket) - Math.floor(from / bucket) + 1).toBeLessThanOrEqual(points);
+        // Not more than twice what an unaligned split needs (one point: a bucket past `to`).
+        if (points > 1) expect(bucket).toBeLessThanOrEqual(Math.max(60_000, 2 * Math.ceil(span / (points - 1) / 60_000) * 60_000));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it('picks whole minutes giving at most `points` aligned buckets', () => {
     expect(bucketFor(0, HOUR, 600)).toBe(60_000);
     expect(bucketFor(0, 7 * DAY, 168)).toBe(HOUR);
@@ -240,6 +299,14 @@ describe('bucketFor and the summariser', () => {
       { numRuns: 5000 },
     );
     for (const text of ['', '-', '.', '1.', '1.2.3', '+1', '1e3', ' 1', '0x10', '١٢']) expect(Number.isNaN(plainDecimal(Buffer.from(text), 0, Buffer.byteLength(text))), text).toBe(true);
+  });
+
+  it('takes each row\'s own minute when a quoted row comes between two of another minute', () => {
+    const text = ['2026-11-24T10:15:10.000Z,1,a', '2026-11-24T10:16:10.000Z,2,"q,uoted"', '2026-11-24T10:15:50.000Z,3,b'].join('\n') + '\n';
+    const summariser = new MinuteSummariser();
+    summariser.setHeader(['received_at', 't', 'note']);
+    summariser.addRows(Buffer.from(text), 0, Buffer.byteLength(text));
+    expect(summariser.result().t).toMatchObject({ count: [2, 1], sum: [4, 2] });
   });
 
   it('keeps minutes in order when a clock goes back, and reads units', () => {

@@ -139,8 +139,9 @@ function instantOf(query: Record<string, unknown>, name: 'from' | 'to'): number 
   const value = query[name];
   if (value === undefined) return undefined;
   const text = typeof value === 'string' ? value : '';
-  const ms = /^\d{1,15}$/.test(text) ? Number(text) : ISO_INSTANT.test(text) ? Date.parse(text) : Number.NaN;
-  if (Number.isNaN(ms) || ms > MAX_INSTANT_MS) {
+  // A calendar day (2026-02-30 is none), and no earlier than the epoch: rows carry their time since it.
+  const ms = /^\d{1,15}$/.test(text) ? Number(text) : ISO_INSTANT.test(text) && isCalendarDay(text.slice(0, 10)) ? Date.parse(text) : Number.NaN;
+  if (Number.isNaN(ms) || ms < 0 || ms > MAX_INSTANT_MS) {
     throw new BadRequestError(`${name} must be milliseconds since the epoch or an ISO 8601 time (2026-11-23T10:00:00Z), got ${JSON.stringify(value).slice(0, 80)}`, 'BAD_QUERY');
   }
   return ms;

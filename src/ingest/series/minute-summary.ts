@@ -169,6 +169,8 @@ export class MinuteSummariser {
     const text = receivedAt.slice(0, 16);
     if (text !== this.lastMinuteText) {
       this.lastMinuteText = text;
+      // The bytes' shortcut (minuteOfBytes) now names another minute: it must not answer with this one.
+      this.lastMinuteBytes.fill(0);
       const ms = Date.parse(receivedAt);
       this.lastMinute = Number.isNaN(ms) ? Number.NaN : ms - (((ms % MINUTE_MS) + MINUTE_MS) % MINUTE_MS);
     }

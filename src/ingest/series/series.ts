@@ -9,7 +9,7 @@
 import { join } from 'node:path';
 import { type StreamFile, isClosedFile, listStreamFiles } from '../../storage/stream-files.js';
 import { MINUTE_MS } from './minute-summary.js';
-import type { Summaries } from './summaries.js';
+import type { FileSummary, Summaries } from './summaries.js';
 
 export const DEFAULT_POINTS = 600;
 export const MAX_POINTS = 2000;
@@ -38,24 +38,41 @@ export interface SeriesAnswer {
   readonly fields: Record<string, FieldSeries>;
 }
 
-/** The smallest whole number of minutes that splits [from, to) into at most `points` aligned buckets. */
+/**
+ * A whole number of minutes that splits [from, to) (from ≥ 0) into at most
+ * `points` aligned buckets: span / points when the alignment allows it, else
+ * span / (points - 1), which always does (the range then crosses at most
+ * points - 1 bucket edges); for one point, one bucket reaching past `to`.
+ */
 export function bucketFor(from: number, to: number, points: number): number {
-  let bucket = Math.max(MINUTE_MS, Math.ceil((to - from) / points / MINUTE_MS) * MINUTE_MS);
-  while (Math.floor((to - 1) / bucket) - Math.floor(from / bucket) + 1 > points) bucket += MINUTE_MS;
-  return bucket;
+  const minutes = (ms: number): number => Math.max(MINUTE_MS, Math.ceil(ms / MINUTE_MS) * MINUTE_MS);
+  const fits = (bucket: number): boolean => Math.floor((to - 1) / bucket) - Math.floor(from / bucket) + 1 <= points;
+  const tight = minutes((to - from) / points);
+  if (fits(tight)) return tight;
+  return points > 1 ? minutes((to - from) / (points - 1)) : minutes(to);
 }
 
+/** An answer holds at most this many buckets over all its columns: a stream of 1,024 columns gets fewer points each. */
+export const MAX_VALUES = 200_000;
+
 export async function seriesOf(dataDir: string, summaries: Summaries, query: SeriesQuery, nowMs: number): Promise<SeriesAnswer> {
-  const { from, to, points } = query;
-  const bucketMs = bucketFor(from, to, points);
+  const { from, to } = query;
   const files = await listStreamFiles(dataDir, query.stream);
   void summaries.pruneGone().catch(() => {});
-  // Bucket start → [min, max, sum, count], per column.
-  const buckets = new Map<string, { unit: string; byStart: Map<number, [number, number, number, number]> }>();
+  const inRange: FileSummary[] = [];
+  const names = new Set<string>();
   for (const file of files) {
     if (!mayHold(file, from, to)) continue;
     const summary = await summaries.of(join(dataDir, file.name), isClosedFile(file, nowMs));
     if (summary === null) continue;
+    inRange.push(summary);
+    for (const name of Object.keys(summary.columns)) names.add(name);
+  }
+  const points = Math.max(1, Math.min(query.points, Math.floor(MAX_VALUES / Math.max(1, names.size))));
+  const bucketMs = bucketFor(from, to, points);
+  // Bucket start → [min, max, sum, count], per column.
+  const buckets = new Map<string, { unit: string; byStart: Map<number, [number, number, number, number]> }>();
+  for (const summary of inRange) {
     for (const [name, column] of Object.entries(summary.columns)) {
       let field = buckets.get(name);
       if (field === undefined) {

@@ -14,12 +14,48 @@
  * never held for more than one chunk, however large the file. A summary file
  * is a cache: written without fsync, and one that does not parse is rebuilt.
  */
-import { mkdir, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { csvChunks } from '../../storage/compressed.js';
 import { type RowScan, readTail, scanRowEnds } from '../../storage/csv.js';
 import { STATE_DIR, readFileStateAsync } from '../../storage/file-state.js';
-import { MinuteSummariser, type SummaryColumns } from './minute-summary.js';
+import { type ColumnMinutes, MinuteSummariser, type SummaryColumns } from './minute-summary.js';
+
+/** Whether the file's byte before `offset` is a `\n` (0: the start, always a boundary). */
+async function endsRowAt(path: string, offset: number): Promise<boolean> {
+  if (offset === 0) return true;
+  const byte = Buffer.alloc(1);
+  const handle = await open(path, 'r');
+  try {
+    const { bytesRead } = await handle.read(byte, 0, 1, offset - 1);
+    return bytesRead === 1 && byte[0] === 0x0a;
+  } finally {
+    await handle.close();
+  }
+}
+
+function sizeOf(summary: FileSummary): number {
+  let minutes = 0;
+  for (const column of Object.values(summary.columns)) minutes += column.minutes.length;
+  return minutes;
+}
+
+/** A kept summary as this code writes them: anything else (hand-edited, torn, from another version) is made again. */
+function isSummary(value: unknown): value is FileSummary {
+  const summary = value as Partial<FileSummary> | null;
+  if (typeof summary !== 'object' || summary === null || summary.version !== 1 || typeof summary.id !== 'string') return false;
+  if (![summary.size, summary.mtimeMs, summary.end].every((n) => typeof n === 'number' && Number.isFinite(n))) return false;
+  if (typeof summary.columns !== 'object' || summary.columns === null || Array.isArray(summary.columns)) return false;
+  for (const column of Object.values(summary.columns as Record<string, unknown>)) {
+    const c = column as Partial<ColumnMinutes> | null;
+    if (typeof c !== 'object' || c === null || typeof c.unit !== 'string') return false;
+    const arrays = [c.minutes, c.min, c.max, c.sum, c.count];
+    if (!arrays.every((array) => Array.isArray(array) && array.length === c.minutes?.length && array.every((n) => typeof n === 'number'))) return false;
+    const minutes = c.minutes as number[];
+    for (let i = 1; i < minutes.length; i++) if ((minutes[i] as number) <= (minutes[i - 1] as number)) return false;
+  }
+  return true;
+}
 
 /** What a summary was made from, and what it holds. */
 export interface FileSummary {
@@ -42,11 +78,12 @@ export interface Summaries {
   readonly bytesSummarised: number;
 }
 
-/** Summaries kept in memory (about 1 MB each for a day of 1-Hz readings with 4 fields, far less for most). */
-const MEMORY_ENTRIES = 64;
+/** Summaries kept in memory, by count and by column-minutes (about 40 bytes each: a day of 4 fields is 5,760). */
+const MEMORY_ENTRIES = 256;
+const MEMORY_COLUMN_MINUTES = 1_000_000;
 const CHUNK_BYTES = 256 * 1024;
-/** The current file's summary is written back at most this often. */
-const CURRENT_SAVE_MS = 60_000;
+/** The current file's summary is written back at most this often (it is kept in memory and read on meanwhile). */
+const CURRENT_SAVE_MS = 600_000;
 
 export function summaryDirOf(dataDir: string): string {
   return join(dataDir, STATE_DIR, 'summaries');
@@ -55,6 +92,8 @@ export function summaryDirOf(dataDir: string): string {
 export function createSummaries(dataDir: string): Summaries {
   const dir = summaryDirOf(dataDir);
   const memory = new Map<string, FileSummary>();
+  /** The current files' summarisers, which go on in place: no copy and no new index at each query. */
+  const summarisers = new Map<string, { readonly summary: FileSummary; readonly summariser: MinuteSummariser }>();
   const building = new Map<string, Promise<FileSummary | null>>();
   const savedAt = new Map<string, number>();
   let bytesSummarised = 0;
@@ -63,15 +102,23 @@ export function createSummaries(dataDir: string): Summaries {
   function remember(path: string, summary: FileSummary): void {
     memory.delete(path);
     memory.set(path, summary);
-    if (memory.size > MEMORY_ENTRIES) memory.delete(memory.keys().next().value as string);
+    let columnMinutes = 0;
+    for (const kept of memory.values()) columnMinutes += sizeOf(kept);
+    // The oldest go first, never the one just asked for.
+    while (memory.size > 1 && (memory.size > MEMORY_ENTRIES || columnMinutes > MEMORY_COLUMN_MINUTES)) {
+      const [oldest, summaryOf] = memory.entries().next().value as [string, FileSummary];
+      memory.delete(oldest);
+      summarisers.delete(oldest);
+      columnMinutes -= sizeOf(summaryOf);
+    }
   }
 
   async function load(path: string): Promise<FileSummary | null> {
     const kept = memory.get(path);
     if (kept !== undefined) return kept;
     try {
-      const parsed = JSON.parse(await readFile(join(dir, `${basename(path)}.json`), 'utf8')) as FileSummary;
-      return parsed.version === 1 && typeof parsed.end === 'number' && typeof parsed.columns === 'object' ? parsed : null;
+      const parsed = JSON.parse(await readFile(join(dir, `${basename(path)}.json`), 'utf8')) as unknown;
+      return isSummary(parsed) ? parsed : null;
     } catch {
       return null; // none yet, or unreadable: made again
     }
@@ -96,13 +143,17 @@ export function createSummaries(dataDir: string): Summaries {
       remember(path, earlier);
       return earlier;
     }
-    // The current file goes on from where its summary ended; a closed file that changed is summarised again.
-    const goOn = same && !closed && info.size >= earlier.end;
-    const summariser = new MinuteSummariser(goOn ? structuredClone(earlier.columns) : {});
+    // The current file goes on from where its summary ended (if it still ends a row there: a file emptied and
+    // written again is read anew); a closed file that changed is summarised again.
+    const goOn = same && !closed && info.size >= earlier.end && (await endsRowAt(path, earlier.end));
+    const kept = summarisers.get(path);
+    const summariser = goOn ? (kept?.summary === earlier ? kept.summariser : new MinuteSummariser(earlier.columns)) : new MinuteSummariser();
     const end = await summarise(path, goOn ? earlier.end : 0, summariser);
     if (end === null) return null;
     const summary: FileSummary = { version: 1, id, size: info.size, mtimeMs: info.mtimeMs, end, columns: summariser.result() };
     remember(path, summary);
+    if (closed) summarisers.delete(path);
+    else summarisers.set(path, { summary, summariser });
     if (closed || Date.now() - (savedAt.get(path) ?? 0) >= CURRENT_SAVE_MS) await save(path, summary).catch(() => {});
     return summary;
   }
@@ -154,6 +205,7 @@ export function createSummaries(dataDir: string): Summaries {
         if (name.endsWith('.json') && !present.has(file)) {
           await unlink(join(dir, name)).catch(() => {});
           memory.delete(join(dataDir, file));
+          summarisers.delete(join(dataDir, file));
         }
       }
     },

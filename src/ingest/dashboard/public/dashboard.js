@@ -233,6 +233,8 @@
       card.charts.forEach(function (chart) { removeChart(card, chart); });
       card.colorIndex = 0;
       clearTimeout(card.refreshTimer);
+      clearTimeout(card.soonTimer);
+      card.refreshPending = false;
     });
     connect();
   }
@@ -251,6 +253,8 @@
   function loadSeries(card) {
     clearTimeout(card.refreshTimer);
     card.refreshTimer = null;
+    // A fetch planned before the switch to the last hour (live points) is not made.
+    if (range.live) return;
     var b = bounds();
     var asked = range;
     var url = '/streams/' + encodeURIComponent(card.name) + '/series?from=' + Math.floor(b.from) + '&to=' + Math.ceil(b.to) + '&points=' + SERIES_POINTS;
@@ -281,7 +285,7 @@
     if (card.refreshPending) return;
     card.refreshPending = true;
     var wait = Math.max(0, REFRESH_MIN_MS - (Date.now() - (card.loadedAt || 0)));
-    setTimeout(function () {
+    card.soonTimer = setTimeout(function () {
       card.refreshPending = false;
       loadSeries(card);
     }, wait);
@@ -332,7 +336,7 @@
     var card = {
       name: name, root: root, status: status, lastTime: lastTime, rateEl: rate, reading: reading,
       chartsEl: charts, none: none, charts: new Map(), lastReceived: null, rowsPerMinute: 0, rateAt: null, colorIndex: 0,
-      refreshTimer: null, refreshPending: false, loadedAt: 0,
+      refreshTimer: null, soonTimer: null, refreshPending: false, loadedAt: 0,
     };
     cards.set(name, card);
     return card;
