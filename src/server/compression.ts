@@ -15,7 +15,7 @@ import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { COMPRESSED_SUFFIX, COMPRESSING_SUFFIX } from '../storage/compressed.js';
 import { type CompressOptions, compressClosedFile } from '../storage/compress.js';
-import { statePathOf } from '../storage/file-state.js';
+import { csvNameOfState, readFileStateAsync, stateDirOf, statePathOf } from '../storage/file-state.js';
 import type { LockFile } from '../storage/lock.js';
 import type { ListedFile } from '../storage/stream-files.js';
 import { safeMessage } from '../shared/redaction.js';
@@ -86,25 +86,43 @@ export function createCompression(deps: CompressionDeps): Compression {
     }
   }
 
-  /** A temporary `.gz` (and the `.gz` state written before its rename) whose plain file is gone: a kill's leftover. */
+  /**
+   * What a kill during a compression leaves once its plain file has gone: the
+   * temporary `.gz` and the `.gz` state written before its rename, or the
+   * plain file's state when the kill fell between removing the file and it.
+   */
   async function clearLeftovers(dir: string): Promise<void> {
     const names = await readdir(dir).catch((): string[] => []);
+    for (const state of await readdir(stateDirOf(dir)).catch((): string[] => [])) {
+      const name = csvNameOfState(state);
+      if (name === null || name.endsWith(COMPRESSED_SUFFIX) || names.includes(name) || !names.includes(name + COMPRESSED_SUFFIX)) continue;
+      await underLock(join(dir, name), async (plain) => {
+        const gz = await readFileStateAsync(plain + COMPRESSED_SUFFIX).catch(() => null);
+        if (!(await present(plain)) && gz !== null && gz.id === (await readFileStateAsync(plain).catch(() => null))?.id) await unlink(statePathOf(plain)).catch(() => {});
+      });
+    }
     for (const name of names) {
       if (!name.endsWith(`.csv${COMPRESSING_SUFFIX}`)) continue;
-      const plain = join(dir, name.slice(0, -COMPRESSING_SUFFIX.length));
+      await underLock(join(dir, name.slice(0, -COMPRESSING_SUFFIX.length)), async (plain) => {
+        if (await present(plain)) return; // its compression is to come, and starts the temporary file again
+        await unlink(join(dir, name)).catch(() => {});
+        if (!(await present(plain + COMPRESSED_SUFFIX))) await unlink(statePathOf(plain + COMPRESSED_SUFFIX)).catch(() => {});
+      });
+    }
+  }
+
+  /** Runs `work` holding the file's lock; a held lock means next pass. */
+  async function underLock(path: string, work: (path: string) => Promise<void>): Promise<void> {
+    try {
+      const release = await deps.lock(path);
       try {
-        const release = await deps.lock(plain);
-        try {
-          if (await present(plain)) continue; // its compression is to come, and starts the temporary file again
-          await unlink(join(dir, name)).catch(() => {});
-          if (!(await present(plain + COMPRESSED_SUFFIX))) await unlink(statePathOf(plain + COMPRESSED_SUFFIX)).catch(() => {});
-        } finally {
-          await release().catch(() => {});
-        }
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ELOCKED') continue; // its file is busy: next pass
-        log.warn({ file: name, err: safeMessage(error) }, 'cannot remove a compression leftover');
+        await work(path);
+      } finally {
+        await release().catch(() => {});
       }
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ELOCKED') return;
+      log.warn({ file: basename(path), err: safeMessage(error) }, 'cannot remove a compression leftover');
     }
   }
 

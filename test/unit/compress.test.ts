@@ -246,6 +246,10 @@ describe('createCompression', () => {
     const gonePath = join(dir.path, 'data.20261120T000000Z.csv');
     writeFileSync(`${gonePath}.gz.tmp`, gzipSync('half'));
     writeFileSync(statePathOf(`${gonePath}.gz`), encodeFileState({ id: 'aaaaaaaaaaaaaaaa', created: 1, synced: 10 }));
+    // A compressed file whose plain form went but whose plain state stayed (a kill between the two removals).
+    const done = archive('data.20261119T000000Z.csv', 5, 'cccccccccccccccc');
+    await compressClosedFile(done.path, { lock: lockForCommit });
+    writeFileSync(statePathOf(done.path), encodeFileState({ id: 'cccccccccccccccc', created: 1_700_000_000_000, synced: done.text.length }));
     const compression = createCompression({
       enabled: true,
       logger: memoryLogger().logger,
@@ -258,6 +262,8 @@ describe('createCompression', () => {
     expect(existsSync(`${gonePath}.gz.tmp`)).toBe(false);
     expect(existsSync(statePathOf(`${gonePath}.gz`))).toBe(false);
     expect(existsSync(`${kept.path}.gz.tmp`)).toBe(true);
+    expect(existsSync(statePathOf(done.path))).toBe(false);
+    expect(readFileState(nodeFs, `${done.path}.gz`)?.id).toBe('cccccccccccccccc');
     await compression.close();
   });
 });
