@@ -8,7 +8,7 @@
  *
  * Also clears what a kill during a compression leaves behind once its file
  * has gone (retention removed it): the temporary `.gz.tmp` and the `.gz`
- * state written before the rename.
+ * state written before the rename, or a plain file's state that outlived it.
  */
 import { readdir, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -39,7 +39,7 @@ export interface CompressionDeps {
 }
 
 export interface Compression {
-  /** One pass; a pass already under way is waited for instead of starting another. */
+  /** One pass; asked for while one runs, one more pass follows it (both are waited for). */
   run(): Promise<void>;
   /** Stops: a compression under way is abandoned (its plain file stays) and waited for. */
   close(): Promise<void>;
@@ -126,13 +126,24 @@ export function createCompression(deps: CompressionDeps): Compression {
     }
   }
 
+  /** Asked for again while a pass ran (a new archive it may have listed too early): one more pass follows. */
+  let again = false;
+  async function passes(): Promise<void> {
+    do {
+      again = false;
+      await pass().catch((error: unknown) => log.warn({ err: safeMessage(error) }, 'compression pass failed'));
+    } while (again && !abort.signal.aborted);
+  }
+
   const run = (): Promise<void> => {
     if (!deps.enabled || abort.signal.aborted) return Promise.resolve();
-    running ??= pass()
-      .catch((error: unknown) => log.warn({ err: safeMessage(error) }, 'compression pass failed'))
-      .finally(() => {
-        running = undefined;
-      });
+    if (running !== undefined) {
+      again = true;
+      return running;
+    }
+    running = passes().finally(() => {
+      running = undefined;
+    });
     return running;
   };
 

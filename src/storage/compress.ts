@@ -8,8 +8,9 @@
  *     ─► the plain file and its state removed ─► directory fsync
  *
  * A kill or a power cut at any point leaves the plain file whole, or both
- * forms with one id (readers list the `.gz` only, and the next pass removes
- * the plain file), or the `.gz` alone. A `.gz` appears under its name only
+ * forms with one id (readers list the one that holds more, the `.gz` unless
+ * a late row reached the plain file since, and the next pass removes the
+ * plain file or compresses it again), or the `.gz` alone. A `.gz` appears under its name only
  * whole and fsynced, so a torn one is never taken for the file. The forward
  * cursor is keyed by the id, so it follows the file; `synced` stays the CSV
  * length, so message ids (`<site>:<id>:<offset>`) stay the same.
