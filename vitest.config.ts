@@ -5,6 +5,10 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // End-to-end tests fork the built server (npm test builds first) and wait on real fsyncs.
     testTimeout: 60_000,
+    // Two test files at a time, even on 2 cores (vitest's default there is one): most of the suite's time is
+    // spent waiting on child processes, fsyncs and kills, not computing. Measured on this 2-core machine: the
+    // whole suite in 353 s instead of 760 s, every test passing.
+    maxWorkers: 2,
     hookTimeout: 60_000,
     coverage: {
       enabled: true,
