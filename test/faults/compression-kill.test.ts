@@ -15,7 +15,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'csv-parse/sync';
 import { readFileState } from '../../src/storage/file-state.js';
 import { listStreamFiles } from '../../src/storage/stream-files.js';
-import { postIdsUntil } from '../support/http-client.js';
+import { killAfterLogLine, killUnderLoad } from '../support/kill-rounds.js';
 import { serverEnv, useServers } from '../support/server-process.js';
 import { useTempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
@@ -54,22 +54,8 @@ describe('SIGKILL during compression', () => {
         seeded.set(name, text);
       }
 
-      if (round % 5 === 4) {
-        const server = await servers.start(env);
-        let dead = false;
-        const load = postIdsUntil(server.url, round, () => dead, IN_FLIGHT);
-        await new Promise((resolve) => setTimeout(resolve, 20 + Math.floor(Math.random() * 200)));
-        dead = true;
-        server.child.kill('SIGKILL');
-        for (const id of await load) acked.add(id);
-        await server.exited;
-      } else {
-        const server = servers.run({ ...env, PORT: '0', HOST: '127.0.0.1' });
-        await waitFor(() => server.logLines().some((line) => line.msg === 'compressed file'), 'the first compression', 30_000);
-        await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 40)));
-        server.child.kill('SIGKILL');
-        await server.exited;
-      }
+      if (round % 5 === 4) for (const id of await killUnderLoad(servers, env, round, 200, IN_FLIGHT)) acked.add(id);
+      else await killAfterLogLine(servers, env, 'compressed file', 40);
 
       const names = new Set(readdirSync(env.DATA_DIR));
       const listed = (await listStreamFiles(env.DATA_DIR, 'data')).map((file) => file.name);

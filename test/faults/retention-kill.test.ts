@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'csv-parse/sync';
-import { postIdsUntil } from '../support/http-client.js';
+import { killAfterLogLine, killUnderLoad } from '../support/kill-rounds.js';
 import { serverEnv, useServers } from '../support/server-process.js';
 import { useTempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
@@ -53,22 +53,8 @@ describe('SIGKILL during retention', () => {
       // Load in every tenth round: a kill under load leaves a commit lock that the next start waits 10 s to
       // take over (SPEC section 9's stale time); the crash-point tests load every round. The other rounds
       // kill the process a few milliseconds after start-up retention has removed its first file.
-      if (round % 10 === 9) {
-        const server = await servers.start(env);
-        let dead = false;
-        const load = postIdsUntil(server.url, round, () => dead, IN_FLIGHT);
-        await new Promise((resolve) => setTimeout(resolve, 20 + Math.floor(Math.random() * 300)));
-        dead = true;
-        server.child.kill('SIGKILL');
-        for (const id of await load) acked.add(id);
-        await server.exited;
-      } else {
-        const server = servers.run({ ...env, PORT: '0', HOST: '127.0.0.1' });
-        await waitFor(() => server.logLines().some((line) => line.msg === 'retention removed file'), 'the first removal', 30_000);
-        await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 20)));
-        server.child.kill('SIGKILL');
-        await server.exited;
-      }
+      if (round % 10 === 9) for (const id of await killUnderLoad(servers, env, round, 300, IN_FLIGHT)) acked.add(id);
+      else await killAfterLogLine(servers, env, 'retention removed file', 20);
 
       const names = readdirSync(env.DATA_DIR);
       const left = names.filter((name) => seeded.has(name));
