@@ -494,38 +494,43 @@ function noHeaderError(path: string): Error {
 }
 
 /**
- * The whole records in [from, to) of a file's CSV bytes, in order; `from` is
- * a record boundary. For a `.gz` file, whose bytes can only be read from its
- * start (the forwarder's way through a file compressed before it was sent).
+ * A file's CSV bytes from `from` (a row boundary) up to `to`, in pieces that
+ * end at a row's end (its `\n` outside quotes), each with its offset: the
+ * way through a file for readers that take whole rows (the forwarder on a
+ * `.gz`, the dashboard's summaries). A `.gz` is read from its start.
  */
-export async function* streamRecords(path: string, from: number, to: number): AsyncGenerator<CsvRecord & { readonly end: number }> {
+export async function* wholeRowPieces(path: string, from: number, to = Number.POSITIVE_INFINITY, chunkBytes = 64 * 1024): AsyncGenerator<{ readonly bytes: Buffer; readonly offset: number }> {
   const scan: RowScan = { quoted: false, rows: 0, end: 0 };
-  let position = 0;
+  let position = from;
   let pending: Buffer[] = [];
   let pendingStart = from;
-  for await (const read of csvChunks(path)) {
-    const chunkStart = position;
-    position += read.length;
-    if (position <= from) continue;
-    const skip = Math.max(0, from - chunkStart);
-    const chunk = read.subarray(skip, Math.min(read.length, to - chunkStart));
+  for await (const read of csvChunks(path, chunkBytes, from)) {
+    const chunk = position + read.length > to ? read.subarray(0, to - position) : read;
     const ended = scan.end;
-    scanRowEnds(scan, chunk, chunk.length, chunkStart + skip - from);
-    pending.push(chunk);
-    if (scan.end > ended) {
-      const bytes = Buffer.concat(pending);
-      const wholeRows = from + scan.end - pendingStart;
-      const text = bytes.toString('latin1', 0, wholeRows);
-      for (let at = 0; at < text.length; ) {
-        const record = parseRecord(text, at);
-        if (record === null) break;
-        yield { offset: pendingStart + at, end: pendingStart + record.end, fields: record.fields.map(toUtf8) };
-        at = record.end;
-      }
-      pending = [bytes.subarray(wholeRows)];
+    scanRowEnds(scan, chunk, chunk.length, position - from);
+    position += chunk.length;
+    if (scan.end === ended) {
+      pending.push(chunk);
+    } else {
+      const cut = chunk.length - (position - from - scan.end);
+      yield { bytes: Buffer.concat([...pending, chunk.subarray(0, cut)]), offset: pendingStart };
+      pending = cut < chunk.length ? [chunk.subarray(cut)] : [];
       pendingStart = from + scan.end;
     }
     if (position >= to) break;
+  }
+}
+
+/** The whole records in [from, to) of a file's CSV bytes, in order; `from` is a record boundary. */
+export async function* streamRecords(path: string, from: number, to: number): AsyncGenerator<CsvRecord & { readonly end: number }> {
+  for await (const { bytes, offset } of wholeRowPieces(path, from, to)) {
+    const text = bytes.toString('latin1');
+    for (let at = 0; at < text.length; ) {
+      const record = parseRecord(text, at);
+      if (record === null) break;
+      yield { offset: offset + at, end: offset + record.end, fields: record.fields.map(toUtf8) };
+      at = record.end;
+    }
   }
 }
 

@@ -16,8 +16,7 @@
  */
 import { mkdir, open, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { csvChunks } from '../../storage/compressed.js';
-import { type RowScan, readTail, scanRowEnds } from '../../storage/csv.js';
+import { readTail, wholeRowPieces } from '../../storage/csv.js';
 import { STATE_DIR, readFileStateAsync } from '../../storage/file-state.js';
 import { type ColumnMinutes, MinuteSummariser, type SummaryColumns } from './minute-summary.js';
 
@@ -166,25 +165,13 @@ export function createSummaries(dataDir: string): Summaries {
     });
     if (head === null) return from;
     summariser.setHeader(head.header);
-    const start = Math.max(from, head.headerEnd);
-    const scan: RowScan = { quoted: false, rows: 0, end: 0 };
-    let position = 0;
-    let pending: Buffer[] = [];
-    for await (const chunk of csvChunks(path, CHUNK_BYTES, start)) {
-      const ended = scan.end;
-      scanRowEnds(scan, chunk, chunk.length, position);
-      position += chunk.length;
-      bytesSummarised += chunk.length;
-      if (scan.end === ended) {
-        pending.push(chunk);
-        continue;
-      }
-      const cut = chunk.length - (position - scan.end);
-      const rows = Buffer.concat([...pending, chunk.subarray(0, cut)]);
-      pending = cut < chunk.length ? [chunk.subarray(cut)] : [];
-      summariser.addRows(rows, 0, rows.length);
+    let end = Math.max(from, head.headerEnd);
+    for await (const { bytes, offset } of wholeRowPieces(path, end, Number.POSITIVE_INFINITY, CHUNK_BYTES)) {
+      bytesSummarised += bytes.length;
+      summariser.addRows(bytes, 0, bytes.length);
+      end = offset + bytes.length;
     }
-    return start + scan.end;
+    return end;
   }
 
   return {
