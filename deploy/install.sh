@@ -25,9 +25,17 @@ UNIT_DIR="$ROOT/etc/systemd/system"
 say() { printf 'install: %s\n' "$*"; }
 
 [ "$(id -u)" -eq 0 ] || { say "run as root (sudo $0)"; exit 1; }
-NODE="$(command -v node)" || { say "node is not installed (Node.js 20 or later)"; exit 1; }
-"$NODE" -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' \
-  || { say "Node.js 20 or later is needed, found $("$NODE" --version)"; exit 1; }
+NODE="$(command -v node)" || { say "node is not installed (Node.js 20, 22 or 24)"; exit 1; }
+# Supported and tested: Node.js 20, 22 and 24 (the LTS lines; package.json "engines").
+NODE_MAJOR="$("$NODE" -p 'process.versions.node.split(".")[0]')"
+case "$NODE_MAJOR" in
+  20 | 22 | 24) ;;
+  *)
+    [ "$NODE_MAJOR" -gt 24 ] 2>/dev/null \
+      || { say "Node.js 20, 22 or 24 is needed, found $("$NODE" --version)"; exit 1; }
+    say "warning: Node.js $("$NODE" --version) is newer than the tested 20, 22 and 24"
+    ;;
+esac
 
 if ! id -u "$SERVICE_USER" >/dev/null 2>&1; then
   say "creating system user $SERVICE_USER"

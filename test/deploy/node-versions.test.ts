@@ -1,6 +1,7 @@
 /**
- * The project runs on Node 20 and later (package.json "engines"), so every
- * package it installs must say it runs there too. This guards an upgrade:
+ * The project runs on Node 20, 22 and 24, the LTS lines (package.json
+ * "engines"; CI runs the suite on 20 and 24), so every package it installs
+ * must say it runs there too. This guards an upgrade:
  * @nats-io/transport-node 3.4.0 pulled in @nats-io/nuid 3.0.0, which asks for
  * Node 22, and npm ci on a Pi with Node 20 warned about it (EBADENGINE).
  * The test tools (vitest 4, vite) need Node 20.19, which the README says.
@@ -29,8 +30,17 @@ function refusing(nodeVersion: string, which: 'production' | 'all', packages = l
 }
 
 describe('Node versions', () => {
-  it('package.json promises Node 20 and later', () => {
+  it('package.json names Node 20, 22 and 24, from 20.0 on', () => {
     expect(semver.minVersion(pkg.engines.node)?.version).toBe('20.0.0');
+    for (const version of ['20.0.0', '20.19.2', '22.12.0', '24.0.0', '24.22.3']) expect(semver.satisfies(version, pkg.engines.node), version).toBe(true);
+    for (const version of ['18.20.0', '21.7.0', '23.11.0']) expect(semver.satisfies(version, pkg.engines.node), version).toBe(false);
+  });
+
+  it('every production package runs on Node 22.0 and 24.0; the test tools on 22.13 (eslint 10) and 24.0', () => {
+    expect(refusing('22.0.0', 'production')).toEqual([]);
+    expect(refusing('24.0.0', 'production')).toEqual([]);
+    expect(refusing('22.13.0', 'all')).toEqual([]);
+    expect(refusing('24.0.0', 'all')).toEqual([]);
   });
 
   it('every production package runs on Node 20.0 and later', () => {
