@@ -2,10 +2,8 @@
  * `createApp(deps)`: the Express app, built from injected parts and never
  * listening itself (src/main.ts binds the port). Tests drive it with supertest.
  */
-import express, { type Express, type RequestHandler } from 'express';
-import helmet from 'helmet';
 import type { Logger } from 'pino';
-import { answeredStatus } from './answered-status.js';
+import express, { type Express, type RequestHandler } from 'express';
 import type { Config } from '../shared/config.js';
 import type { EventHub } from './dashboard/event-hub.js';
 import { createLiveFeed } from './dashboard/live-feed.js';
@@ -25,6 +23,8 @@ import { createIngestPipeline } from './routes/ingest-pipeline.js';
 import { createLineProtocolRouter } from './routes/line-protocol.js';
 import { type OpsDeps, createOpsRouter } from '../server/health-routes.js';
 import { createStreamsRouter } from './routes/streams.js';
+import { createRequestObserver } from '../server/request-log.js';
+import { createSecurityHeaders } from '../server/security-headers.js';
 import type { Writer } from '../writer/writer.js';
 
 export interface AppDeps {
@@ -59,18 +59,29 @@ export function createApp(deps: AppDeps): Express {
   app.set('etag', false);
   app.set('trust proxy', config.trustProxy ?? false);
 
-  // Security headers on every answer, errors included. The pages have no
-  // inline script, so helmet's default Content-Security-Policy fits them, but
-  // for upgrade-insecure-requests: the server speaks plain HTTP on the LAN,
-  // and browsers would fetch the dashboard's script over https and fail
-  // (https://github.com/helmetjs/helmet/issues/480).
-  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
-  app.use(observeRequests(log, metrics));
-  // Ingest first: it is nearly all of the traffic (it refuses requests itself while closing).
+  const securityHeaders = createSecurityHeaders();
+  const observer = createRequestObserver(log, metrics);
+  // Ingest first: it is nearly all of the traffic. Its routes set the security
+  // headers, observe the request, and refuse requests while closing themselves.
   const onRowsAccepted = createLiveFeed({ live, eventHub, logger: deps.logger });
-  const pipeline = createIngestPipeline({ config, writer, lifecycle, metrics, history, activity, idempotency: deps.idempotency, now, onRowsAccepted });
+  const pipeline = createIngestPipeline({
+    config,
+    writer,
+    lifecycle,
+    metrics,
+    history,
+    activity,
+    idempotency: deps.idempotency,
+    now,
+    onRowsAccepted,
+    observer,
+    securityHeaders,
+  });
   app.use(createIngestRouter(pipeline, config.streams, config, now));
   app.use(createLineProtocolRouter(pipeline, config.maxBatchRows, now));
+  // Security headers on every other answer, errors included (src/server/security-headers.ts).
+  app.use(securityHeaders.middleware);
+  app.use(observer.middleware);
   app.use(refuseWhileClosing(lifecycle, writer));
   app.use(
     createOpsRouter({
@@ -91,32 +102,6 @@ export function createApp(deps: AppDeps): Express {
   app.use(noRoute);
   app.use(renderErrors(log));
   return app;
-}
-
-/**
- * One log line and one metrics observation per request. The route label is
- * the route's pattern (an ingest stream's path, a fixed path) or `unmatched`,
- * never the raw URL, so random paths cannot grow the label set.
- */
-function observeRequests(log: Logger, metrics: Metrics): RequestHandler {
-  return (req, res, next) => {
-    const started = performance.now();
-    // 'close' comes for every request, answered or aborted by the client.
-    res.once('close', () => {
-      const seconds = (performance.now() - started) / 1000;
-      const status = answeredStatus(res);
-      const { stream, rows, errorCode, route } = res.locals as { stream?: string; rows?: number; errorCode?: string; route?: string };
-      const routePath = (req.route as { path?: unknown } | undefined)?.path;
-      // A pattern with a parameter (`/:stream`) is only a route once the router named it.
-      const label = route ?? (typeof routePath === 'string' && !routePath.includes(':') ? routePath : 'unmatched');
-      metrics.observeRequest(req.method, label, status, seconds);
-      log.info(
-        { method: req.method, path: req.path, status, ms: Math.round(seconds * 1e4) / 10, stream, rows, code: errorCode },
-        'request',
-      );
-    });
-    next();
-  };
 }
 
 /** SPEC section 7: once shutdown begins, requests that still arrive get a fast 503. */

@@ -9,18 +9,29 @@ import { UnauthorizedError } from '../shared/errors.js';
 
 /** `Authorization: Bearer <t>` (scheme case-insensitive); more schemes may be allowed, e.g. InfluxDB's `Token`. */
 export function requireToken(token: string | undefined, schemes: readonly string[] = ['bearer']): RequestHandler {
-  if (token === undefined) return (_req, _res, next) => next();
+  const check = createTokenCheck(token, schemes);
+  if (check === undefined) return (_req, _res, next) => next();
+  return (req, _res, next) => next(check(req.headers.authorization));
+}
+
+/**
+ * The check behind `requireToken`, for a handler that runs its checks
+ * itself: given the Authorization header, the error to answer with, or
+ * undefined when the token is right. Undefined altogether when no token is set.
+ */
+export function createTokenCheck(token: string | undefined, schemes: readonly string[] = ['bearer']): ((authorization: string | undefined) => UnauthorizedError | undefined) | undefined {
+  if (token === undefined) return undefined;
   const expected = digest(token);
   const allowed = new Set(schemes.map((scheme) => scheme.toLowerCase()));
-  return (req, _res, next) => {
-    const header = req.headers.authorization ?? '';
+  return (authorization) => {
+    const header = authorization ?? '';
     const space = header.indexOf(' ');
     const scheme = header.slice(0, Math.max(0, space)).toLowerCase();
     const presented = header.slice(space + 1).trim();
     if (space <= 0 || !allowed.has(scheme) || !timingSafeEqual(digest(presented), expected)) {
-      return next(new UnauthorizedError(header === '' ? 'this route needs Authorization: Bearer <token>' : 'the token is wrong'));
+      return new UnauthorizedError(header === '' ? 'this route needs Authorization: Bearer <token>' : 'the token is wrong');
     }
-    next();
+    return undefined;
   };
 }
 

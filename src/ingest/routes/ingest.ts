@@ -38,14 +38,13 @@ export function createIngestRouter(pipeline: IngestPipeline, streams: readonly s
   const router = Router();
   router.all(
     streams.map((stream) => `/${stream}`),
-    ...pipeline.guard(streamPath),
-    async (req, res) => {
+    pipeline.handler(streamPath, async (req, res) => {
       const parse = parserFor(req);
       const body = await pipeline.readBody(req, res);
       const receivedAt = now();
       const readings = parse(decodeUtf8(body), limits);
       await pipeline.accept(req, res, streamPath, streamPath.streamOf(req) as string, readings, receivedAt);
-    },
+    }),
   );
   return router;
 }

@@ -26,13 +26,16 @@ export function createLineProtocolRouter(pipeline: IngestPipeline, maxBatchRows:
     ['/write', 'db'],
   ] as const) {
     const lineProtocol = route(path, parameter);
-    router.all(path, ...pipeline.guard(lineProtocol), async (req, res) => {
-      const body = await pipeline.readBody(req, res);
-      const precision = parsePrecision(req.query.precision);
-      const receivedAt = now();
-      const readings = parseLineProtocol(decodeUtf8(body), { precision, receivedAt, maxBatchRows });
-      await pipeline.accept(req, res, lineProtocol, lineProtocol.streamOf(req) as string, readings, receivedAt);
-    });
+    router.all(
+      path,
+      pipeline.handler(lineProtocol, async (req, res) => {
+        const body = await pipeline.readBody(req, res);
+        const precision = parsePrecision(req.query.precision);
+        const receivedAt = now();
+        const readings = parseLineProtocol(decodeUtf8(body), { precision, receivedAt, maxBatchRows });
+        await pipeline.accept(req, res, lineProtocol, lineProtocol.streamOf(req) as string, readings, receivedAt);
+      }),
+    );
   }
   return router;
 }
