@@ -18,7 +18,7 @@ import { createHistoryRouter } from './routes/history.js';
 import { createMetricsRouter } from '../server/metrics-route.js';
 import type { StreamActivity } from '../server/stream-activity.js';
 import type { IdempotencyStore } from './idempotency.js';
-import { createIngestRouter, unknownStream } from './routes/ingest.js';
+import { createIngestRoutes, unknownStream } from './routes/ingest.js';
 import { createIngestPipeline } from './routes/ingest-pipeline.js';
 import { createLineProtocolRouter } from './routes/line-protocol.js';
 import { type OpsDeps, createOpsRouter } from '../server/health-routes.js';
@@ -77,7 +77,8 @@ export function createApp(deps: AppDeps): Express {
     observer,
     securityHeaders,
   });
-  app.use(createIngestRouter(pipeline, config.streams, config, now));
+  const ingest = createIngestRoutes(pipeline, config.streams, config, now);
+  app.all(ingest.paths, ingest.handler);
   app.use(createLineProtocolRouter(pipeline, config.maxBatchRows, now));
   // Security headers on every other answer, errors included (src/server/security-headers.ts).
   app.use(securityHeaders.middleware);

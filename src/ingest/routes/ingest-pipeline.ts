@@ -99,7 +99,7 @@ export function createIngestPipeline(deps: IngestDeps): IngestPipeline {
       status,
       rows: status < 300 && !replayed ? rows : 0,
       payload: (res.locals.payload as string | undefined) ?? '',
-      ...(replayed ? { replayed } : {}),
+      replayed: replayed || undefined,
     });
   };
 

@@ -2,7 +2,7 @@
  * `POST /<stream>`: a JSON object or array, a form, or NDJSON, chosen by
  * Content-Type, gzip or not (SPEC sections 3 and 8).
  */
-import { type Request, type RequestHandler, Router } from 'express';
+import type { Request, RequestHandler } from 'express';
 import { requireToken } from '../../server/auth.js';
 import { NotFoundError, UnsupportedMediaTypeError } from '../../shared/errors.js';
 import { parseFormBody } from '../formats/form-body.js';
@@ -24,29 +24,37 @@ const ACCEPTED = 'send application/json, application/x-www-form-urlencoded or ap
 
 const streamPath: IngestRoute = {
   // The route matches only configured streams' paths (`/data`, or `/data/`).
-  streamOf: (req) => req.path.replace(/^\/|\/$/g, ''),
+  streamOf: (req) => {
+    const path = req.path;
+    return path.slice(1, path.endsWith('/') ? -1 : undefined);
+  },
   routeOf: (_req, stream) => `/${stream}`,
   tokenSchemes: [],
   answer: (rows, durable) => (durable ? { status: 201, body: { status: 'stored', rows } } : { status: 202, body: { status: 'queued', rows } }),
 };
 
+/** The streams' own paths and their one handler: the hot path, for the app to mount first. */
+export interface IngestRoutes {
+  readonly paths: string[];
+  readonly handler: RequestHandler;
+}
+
 /**
- * The streams' own paths, matched before any other route: the hot path. No
- * stream can shadow a fixed path (config refuses those names).
+ * The streams' own paths, matched before any other route (on the app itself,
+ * not in a nested router: one router pass a request). No stream can shadow a
+ * fixed path (config refuses those names).
  */
-export function createIngestRouter(pipeline: IngestPipeline, streams: readonly string[], limits: ReadingLimits, now: () => number): Router {
-  const router = Router();
-  router.all(
-    streams.map((stream) => `/${stream}`),
-    pipeline.handler(streamPath, async (req, res) => {
+export function createIngestRoutes(pipeline: IngestPipeline, streams: readonly string[], limits: ReadingLimits, now: () => number): IngestRoutes {
+  return {
+    paths: streams.map((stream) => `/${stream}`),
+    handler: pipeline.handler(streamPath, async (req, res) => {
       const parse = parserFor(req);
       const body = await pipeline.readBody(req, res);
       const receivedAt = now();
       const readings = parse(decodeUtf8(body), limits);
       await pipeline.accept(req, res, streamPath, streamPath.streamOf(req) as string, readings, receivedAt);
     }),
-  );
-  return router;
+  };
 }
 
 /**
@@ -64,7 +72,8 @@ export function unknownStream(config: Pick<IngestConfig, 'streams' | 'ingestToke
 
 function parserFor(req: Request): BodyParser {
   const type = req.headers['content-type'];
-  const parser = PARSERS.get(type?.split(';', 1)[0]?.trim().toLowerCase() ?? '');
+  // Most senders send exactly `application/json`: found without cutting the header apart.
+  const parser = (type === undefined ? undefined : PARSERS.get(type)) ?? PARSERS.get(type?.split(';', 1)[0]?.trim().toLowerCase() ?? '');
   if (parser === undefined) {
     throw new UnsupportedMediaTypeError(type === undefined ? `Content-Type is missing; ${ACCEPTED}` : `Content-Type '${type}' is not supported; ${ACCEPTED}`);
   }
