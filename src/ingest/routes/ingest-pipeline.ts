@@ -107,7 +107,7 @@ export function createIngestPipeline(deps: IngestDeps): IngestPipeline {
    * The checks before the body, in the SPEC's order after the token: unknown
    * stream 404, method 405, shutting down 503 first of all (SPEC section 7).
    */
-  const checkBeforeBody = async (req: Request, res: Response, stream: string | undefined, checkToken: ReturnType<typeof createTokenCheck>): Promise<void> => {
+  const checkBeforeBody = (req: Request, res: Response, stream: string | undefined, checkToken: ReturnType<typeof createTokenCheck>): void => {
     if (lifecycle.closing) {
       res.set('Connection', 'close');
       throw new ShuttingDownError(writer.retryAfterSec());
@@ -118,15 +118,10 @@ export function createIngestPipeline(deps: IngestDeps): IngestPipeline {
       throw new NotFoundError(`no stream named '${stream ?? ''}'; this server takes ${config.streams.join(', ')}`);
     }
     if (req.method !== 'POST') throw new MethodNotAllowedError(req.method, ['POST']);
-    if (rateLimit !== undefined) await runMiddleware(rateLimit, req, res);
   };
 
   /** A key seen before on this stream: answer as the first time, store nothing. True when answered. */
-  const replayRepeat = async (req: Request, res: Response, route: IngestRoute, stream: string): Promise<boolean> => {
-    const found = idempotencyKeyOf((header) => req.get(header));
-    // A key too long to remember is never claimed; accept() refuses it with the body's 400s (SPEC section 9's order).
-    if (found === undefined || idempotencyKeyProblem(found) !== undefined) return false;
-    const key = found.key;
+  const replayRepeat = async (req: Request, res: Response, route: IngestRoute, stream: string, key: string): Promise<boolean> => {
     for (;;) {
       const claim = idempotency.claim(stream, key);
       if (claim.first) {
@@ -159,14 +154,17 @@ export function createIngestPipeline(deps: IngestDeps): IngestPipeline {
         res.locals.stream = stream;
         res.locals.route = route.routeOf(req, stream);
       }
-      // One listener for the request's log line, metrics and history: 'close' comes for every request, answered or aborted.
-      res.once('close', () => {
+      // One listener for the request's log line, metrics and history: 'close' comes once for every request, answered or aborted.
+      res.on('close', () => {
         observer.observe(req, res, started);
         if (known) recordIngest(req, res, stream);
       });
       try {
-        await checkBeforeBody(req, res, stream, checkToken);
-        if (await replayRepeat(req, res, route, stream as string)) return;
+        checkBeforeBody(req, res, stream, checkToken);
+        if (rateLimit !== undefined) await runMiddleware(rateLimit, req, res);
+        const found = idempotencyKeyOf((header) => req.get(header));
+        // A key too long to remember is never claimed; accept() refuses it with the body's 400s (SPEC section 9's order).
+        if (found !== undefined && idempotencyKeyProblem(found) === undefined && (await replayRepeat(req, res, route, stream as string, found.key))) return;
         await handle(req, res);
       } catch (error) {
         // The error answer is rendered by the app's error handler, after the middleware that sets these.
