@@ -18,7 +18,6 @@
  */
 import * as nodeFs from 'node:fs';
 import { join } from 'node:path';
-import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Config } from '../shared/config.js';
@@ -32,6 +31,7 @@ import { type CsvRecord, readHeaderRecord, readRecords, readTail, scanRows, stre
 import { takeProcessLock } from '../storage/lock.js';
 import type { ForwardMetrics } from './metrics.js';
 import { createPause } from '../nats/pause.js';
+import { type BatchPublisher, type OutgoingMessage, createBatchPublisher } from '../nats/batch-publish.js';
 import { encodeRowMessage, messageId } from '../nats/row-message.js';
 
 export type ForwarderConfig = NatsConfig & Pick<Config, 'dataDir' | 'streams' | 'siteId'>;
@@ -107,12 +107,6 @@ interface StreamCsv {
   readonly compressed: boolean;
   /** The UTC day of a daily file. */
   readonly day?: string;
-}
-
-interface OutgoingRow {
-  readonly subject: string;
-  readonly payload: string;
-  readonly id: string;
 }
 
 export function startForwarder(deps: ForwarderDeps): Forwarder {
@@ -222,7 +216,7 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
    * Counts the file's new rows for the lag metric and, when JetStream is
    * there, publishes one chunk of them; resolves to the rows acknowledged.
    */
-  async function forwardFile(js: JetStreamClient | undefined, csv: StreamCsv): Promise<number> {
+  async function forwardFile(js: BatchPublisher | undefined, csv: StreamCsv): Promise<number> {
     if (csv.compressed) return forwardCompressed(js, csv);
     const { name, stream, archive, day } = csv;
     const opened = openStable(name);
@@ -269,10 +263,10 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
   }
 
   /** Publishes a file's records, then moves its cursor past them; false if closed first. */
-  async function publishRecords(js: JetStreamClient, file: Tracked, records: readonly CsvRecord[], end: number): Promise<boolean> {
+  async function publishRecords(js: BatchPublisher, file: Tracked, records: readonly CsvRecord[], end: number): Promise<boolean> {
     const { columns, stream, name, id } = file;
     const subject = subjectOf(config.natsSubjectPrefix, config.siteId, stream);
-    const outgoing: OutgoingRow[] = records.map((record) => ({
+    const outgoing: OutgoingMessage[] = records.map((record) => ({
       subject,
       id: messageId({ site: config.siteId, fileId: id, offset: record.offset }),
       payload: encodeRowMessage({ site: config.siteId, stream, file: name, received_at: record.fields[0] ?? '', cells: {} }, columns, record.fields.slice(1)),
@@ -291,7 +285,7 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
    * then sent from the cursor to its end in one pass. Offsets are those of the
    * CSV bytes, as before compression, so message ids are unchanged.
    */
-  async function forwardCompressed(js: JetStreamClient | undefined, { name, stream }: StreamCsv): Promise<number> {
+  async function forwardCompressed(js: BatchPublisher | undefined, { name, stream }: StreamCsv): Promise<number> {
     const path = join(config.dataDir, name);
     const state = stateOrNull(path);
     if (state === null) {
@@ -337,7 +331,7 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
   }
 
   /** Every row in flight at once; the ones not acknowledged again, same ids, until all are. False if closed first. */
-  async function publishAll(js: JetStreamClient, rows: readonly OutgoingRow[]): Promise<boolean> {
+  async function publishAll(js: BatchPublisher, rows: readonly OutgoingMessage[]): Promise<boolean> {
     let pending = rows;
     for (let attempt = 0; pending.length > 0; attempt++) {
       if (closed || lockLost) return false;
@@ -347,14 +341,12 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
         attempt--;
         continue;
       }
-      const results = await Promise.allSettled(
-        pending.map((row) => js.publish(row.subject, row.payload, { msgID: row.id, timeout: timing.publishTimeoutMs })),
-      );
-      const failed = pending.filter((_, index) => results[index]?.status === 'rejected');
+      const problems = await js.publish(pending, timing.publishTimeoutMs);
+      const failed = pending.filter((_, index) => problems[index] !== undefined);
       if (failed.length > 0) {
         metrics.publishFailed(failed.length);
-        const reason: unknown = (results.find((result) => result.status === 'rejected') as PromiseRejectedResult).reason;
-        if (attempt === 0 || attempt % 10 === 0) log.warn({ rows: failed.length, err: safeMessage(reason), attempt }, 'publish not acknowledged; retrying');
+        const reason = problems.find((problem) => problem !== undefined);
+        if (attempt === 0 || attempt % 10 === 0) log.warn({ rows: failed.length, err: reason, attempt }, 'publish not acknowledged; retrying');
         await sleep(Math.min(timing.retryMaxMs, 100 * 2 ** Math.min(attempt, 6)));
       }
       pending = failed;
@@ -431,7 +423,7 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
   }
 
   /** Set once connected and the stream is there. */
-  let js: JetStreamClient | undefined;
+  let js: BatchPublisher | undefined;
 
   async function connectAndEnsureStream(): Promise<void> {
     try {
@@ -442,6 +434,8 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
           connected = now;
           metrics.connected(now);
           if (now) idle.wake();
+          // Acknowledgements of what was in flight may never come: publish it again at once.
+          else js?.abandon('disconnected from NATS');
         },
         dropMessage: 'disconnected from NATS; rows wait in the CSV files',
       });
@@ -458,7 +452,7 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
         }
       }
       if (closed) return;
-      js = jetstream(nc);
+      js = createBatchPublisher(nc);
       idle.wake();
     } catch (error) {
       if (!closed) log.error({ err: safeMessage(error) }, 'cannot connect to NATS; forwarding stopped');
@@ -509,6 +503,7 @@ export function startForwarder(deps: ForwarderDeps): Forwarder {
       clearInterval(lagWatch);
       idle.wake();
       // Publishes in flight end with the connection; their rows go again next start, same ids.
+      js?.close();
       await nc?.close().catch(() => {});
       await running;
       await cursors?.close().catch((error: unknown) => log.warn({ err: safeMessage(error) }, 'cannot write the forward cursors at shutdown'));
