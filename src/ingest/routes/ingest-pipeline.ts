@@ -104,8 +104,9 @@ export function createIngestPipeline(deps: IngestDeps): IngestPipeline {
   };
 
   /**
-   * The checks before the body, in the SPEC's order after the token: unknown
-   * stream 404, method 405, shutting down 503 first of all (SPEC section 7).
+   * The checks before the body, in the SPEC's order: shutting down 503 first
+   * of all (SPEC section 7), then the token 401, unknown stream 404, method
+   * 405. The rate limit (429) follows, as it may have to wait.
    */
   const checkBeforeBody = (req: Request, res: Response, stream: string | undefined, checkToken: ReturnType<typeof createTokenCheck>): void => {
     if (lifecycle.closing) {
