@@ -723,7 +723,7 @@ function printTables(report) {
   const int = (x) => (x === null || x === undefined || Number.isNaN(x) ? 'n/a' : Math.round(x).toLocaleString('en-US'));
   const dec = (x, d = 1) => (x === null || x === undefined || Number.isNaN(x) ? 'n/a' : x.toFixed(d));
   const lines = [];
-  const row = (label, cells, width = 18) => lines.push(`  ${label.padEnd(26)}${cells.map((c) => String(c).padStart(width)).join('')}`);
+  const row = (label, cells, width = 18) => lines.push(`  ${label.padEnd(26)}${cells.map((c) => String(c).padStart(width)).join('')}`.trimEnd());
   const { config } = report;
   lines.push(
     `sensor-ingest bench: servers on node ${config.node} (${config.serverNodePath})` +
