@@ -788,10 +788,12 @@ function printTables(report) {
     }
     for (const mode of modes) lines.push(`  ${mode}: info request logging costs ${dec(report.logLevels[mode].infoCostPct)} % of throughput (1 - requests/s at info ÷ at warn)`);
   }
-  lines.push('', 'summary: requests/s ratios');
-  row('', RATIOS.map(({ of }) => `${KIND_LABELS[of]} /`), 20);
-  row('', RATIOS.map(({ to }) => KIND_LABELS[to]), 20);
-  for (const mode of modes) row(mode, RATIOS.map(({ key }) => dec(report.ratios[mode][key], 2)), 20);
+  if (modes.some((mode) => RATIOS.some(({ key }) => report.ratios[mode][key] !== null))) {
+    lines.push('', 'summary: requests/s ratios');
+    row('', RATIOS.map(({ of }) => `${KIND_LABELS[of]} /`), 20);
+    row('', RATIOS.map(({ to }) => KIND_LABELS[to]), 20);
+    for (const mode of modes) row(mode, RATIOS.map(({ key }) => dec(report.ratios[mode][key], 2)), 20);
+  }
   lines.push('', `goals (2-core machine, loopback, 64 connections; servers on node ${config.node})`);
   for (const goal of report.goals) {
     lines.push(`  ${goal.pass === null ? 'n/a ' : goal.pass ? 'PASS' : 'MISS'}  ${goal.goal.padEnd(44)} ${goal.shown}`);
