@@ -4,7 +4,7 @@
  * full of the largest rows, a stalled writer retrying, IDEMPOTENCY_MAX_KEYS
  * keys of 128 characters and HISTORY_MAX entries.
  *
- *   start (defaults, node flags as npm start) ─► 100,000 keyed requests to data2 (kept: accepted)
+ *   start (defaults, npm start's node flags) ─► 100,000 keyed requests to data2 (kept: accepted)
  *     ─► data.csv made a directory: every write to it fails (EISDIR), the writer stalls
  *     ─► fill the queue through /data until 503 ─► the first key still replays
  *     ─► 1,000 requests with long payloads (history) ─► two more full-queue retries
@@ -15,12 +15,13 @@
  * as a body holds), which costs far more memory per queued byte. Filling
  * stops early if RSS passes ABORT_MB, so a regression fails fast.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { pool } from '../support/http-client.js';
-import { useServers } from '../support/server-process.js';
+import { answers200, freePort, pool } from '../support/http-client.js';
+import { MAIN, ROOT } from '../support/paths.js';
 import { useTempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 
@@ -33,13 +34,45 @@ const HISTORY_MAX = 1000;
 const MAX_REQUEST_BYTES = 1024 * 1024;
 const MAX_COLUMNS = 1024;
 
+/**
+ * The node flags of package.json's "start" script, which the systemd unit and
+ * the PM2 config share (test/deploy pins them there). Passed as arguments:
+ * NODE_OPTIONS does not take some of them (--no-maglev).
+ */
+const START_FLAGS = ((): string[] => {
+  const { scripts } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
+  const words = scripts.start.split(/\s+/);
+  return words.slice(1, words.indexOf('dist/main.js'));
+})();
+
 const dir = useTempDir();
-const servers = useServers();
 let agent: Agent | undefined;
-afterEach(() => {
+let server: { child: ChildProcess; exited: Promise<void> } | undefined;
+afterEach(async () => {
   agent?.destroy();
   agent = undefined;
+  if (server !== undefined && server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
+  await server?.exited;
+  server = undefined;
 });
+
+/** Starts the built server as npm start runs it (START_FLAGS) on a free port, and waits until /healthz answers. */
+async function startServer(env: Record<string, string>): Promise<{ port: number; pid: number }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [...START_FLAGS, MAIN], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  server = { child, exited: new Promise((resolve) => child.once('exit', () => resolve())) };
+  await waitFor(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`server exited during start-up:\n${stderr}`);
+    return answers200(`http://127.0.0.1:${port}/healthz`);
+  }, 'the server to answer /healthz');
+  return { port, pid: child.pid as number };
+}
 
 /** kB figures from /proc/<pid>/status, in MB. */
 function procMemory(pid: number): { rssMb: number; hwmMb: number } {
@@ -114,15 +147,7 @@ describe('memory with every limit at its default (SPEC section 11)', () => {
     { timeout: 180_000 },
     async (what, rowsOf) => {
       const dataDir = join(dir.path, 'data');
-      const server = await servers.start({
-        DATA_DIR: dataDir,
-        LOG_DIR: join(dir.path, 'logs'),
-        LOG_LEVEL: 'warn',
-        // As npm start, the systemd unit and the PM2 config run it.
-        NODE_OPTIONS: '--max-semi-space-size=4 --max-old-space-size=144',
-      });
-      const { port } = server;
-      const pid = server.child.pid as number;
+      const { port, pid } = await startServer({ DATA_DIR: dataDir, LOG_DIR: join(dir.path, 'logs'), LOG_LEVEL: 'warn' });
       agent = new Agent({ keepAlive: true, maxSockets: 64 });
       let peakMb = 0;
       const sampler = setInterval(() => {
@@ -169,7 +194,7 @@ describe('memory with every limit at its default (SPEC section 11)', () => {
         peakMb = Math.max(peakMb, end.rssMb);
 
         console.log(
-          `memory, ${what}: peak RSS ${end.hwmMb.toFixed(0)} MB (VmHWM; sampled ${peakMb.toFixed(0)} MB), ` +
+          `memory, ${what} (node ${process.version} ${START_FLAGS.join(' ')}): peak RSS ${end.hwmMb.toFixed(0)} MB (VmHWM; sampled ${peakMb.toFixed(0)} MB), ` +
             `${afterKeys.rssMb.toFixed(0)} MB after the keys (peak ${afterKeys.hwmMb.toFixed(0)} MB), now ${end.rssMb.toFixed(0)} MB, ` +
             `/metrics ${scraped.toFixed(0)} MB; queue ${full.queue_length} rows of ${filled} requests${aborted ? ` (filling stopped past ${ABORT_MB} MB)` : ''}, ` +
             `${KEYS} keys, ${history.entries.length} history entries; ${((Date.now() - started) / 1000).toFixed(1)} s`,
