@@ -26,7 +26,7 @@ say() { printf 'install: %s\n' "$*"; }
 
 [ "$(id -u)" -eq 0 ] || { say "run as root (sudo $0)"; exit 1; }
 NODE="$(command -v node)" || { say "node is not installed (Node.js 20, 22 or 24)"; exit 1; }
-# Supported and tested: Node.js 20, 22 and 24 (the LTS lines; package.json "engines").
+# Supported: Node.js 20, 22 and 24 (the LTS lines; package.json "engines").
 NODE_MAJOR="$("$NODE" -p 'process.versions.node.split(".")[0]')"
 case "$NODE_MAJOR" in
   20 | 22 | 24) ;;

@@ -1,6 +1,6 @@
 /**
  * The project runs on Node 20, 22 and 24, the LTS lines (package.json
- * "engines"; CI runs the suite on 20 and 24), so every package it installs
+ * "engines"), so every package it installs
  * must say it runs there too. This guards an upgrade:
  * @nats-io/transport-node 3.4.0 pulled in @nats-io/nuid 3.0.0, which asks for
  * Node 22, and npm ci on a Pi with Node 20 warned about it (EBADENGINE).
