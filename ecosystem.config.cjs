@@ -21,7 +21,7 @@ module.exports = {
       name: 'sensor-ingest',
       cwd: __dirname,
       // The compiled server, run by node directly (build first: npm run build);
-      // Node.js 20, 22 or 24, the supported LTS lines, each tested.
+      // Node.js 20, 22 or 24, the supported LTS lines.
       script: path.join(__dirname, 'dist', 'main.js'),
       // A smaller young generation keeps peak memory down under load (README, Performance).
       node_args: ['--max-semi-space-size=4', '--max-old-space-size=144'],
