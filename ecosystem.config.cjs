@@ -23,8 +23,8 @@ module.exports = {
       // The compiled server, run by node directly (build first: npm run build);
       // Node.js 20, 22 or 24, the supported LTS lines.
       script: path.join(__dirname, 'dist', 'main.js'),
-      // A smaller young generation keeps peak memory down under load (README, Performance).
-      node_args: ['--max-semi-space-size=4', '--max-old-space-size=144'],
+      // The node flags of npm start and the systemd units, for the memory budget (docs/performance.md, Memory).
+      node_args: ['--max-semi-space-size=2', '--max-old-space-size=128', '--no-maglev'],
       exec_mode: 'fork',
       instances: 1,
       // PM2 sends SIGINT (the server drains on it as on SIGTERM), then waits this long.

@@ -30,7 +30,7 @@ describe('deploy/sensor-ingest-collect.service', () => {
 
   it('runs the compiled collector on port 8889 with its own directories and settings file', () => {
     // SPEC section 9: node directly, not through npm.
-    expect(one('ExecStart')).toBe('/usr/bin/node --max-semi-space-size=4 --max-old-space-size=144 /opt/sensor-ingest/dist/collect.js');
+    expect(one('ExecStart')).toBe('/usr/bin/node --max-semi-space-size=2 --max-old-space-size=128 --no-maglev /opt/sensor-ingest/dist/collect.js');
     expect(unit.get('Environment')).toEqual(
       expect.arrayContaining(['PORT=8889', 'DATA_DIR=/var/lib/sensor-ingest-collect', 'LOG_DIR=/var/log/sensor-ingest-collect']),
     );

@@ -137,7 +137,7 @@ describe('deploy/install.sh under a temp ROOT', () => {
     expect(existsSync(`${unitFile}.new`)).toBe(false);
     const unit = readFileSync(unitFile, 'utf8');
     const lines = unit.split('\n');
-    expect(lines).toContain(`ExecStart=${nodeOnPath} --max-semi-space-size=4 --max-old-space-size=144 /opt/sensor-ingest/dist/main.js`);
+    expect(lines).toContain(`ExecStart=${nodeOnPath} --max-semi-space-size=2 --max-old-space-size=128 --no-maglev /opt/sensor-ingest/dist/main.js`);
     expect(lines).toContain('User=root');
     expect(lines).toContain('Group=root');
     const original = readFileSync(join(source, 'deploy', 'sensor-ingest.service'), 'utf8');
