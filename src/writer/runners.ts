@@ -27,6 +27,17 @@ export interface ThreadRunnerOptions {
   readonly workerData?: Record<string, unknown>;
 }
 
+/**
+ * The writer thread's heap: the sizes npm start, the systemd units and the PM2
+ * config give every isolate with `--max-semi-space-size=2` (a young generation
+ * of two 2 MB semi-spaces) and `--max-old-space-size=128`. When node runs
+ * with those flags, V8 takes them for this thread too, whatever resourceLimits
+ * say (flags win in V8's Heap::ConfigureHeap); these limits apply only when
+ * node runs without them (the tests, a bare `node dist/main.js`), and give the
+ * thread the same heap then.
+ */
+const WRITER_HEAP = Object.freeze({ maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 128 });
+
 /** One worker thread, kept for the life of the process; piscina starts a new one if it dies. */
 export function createThreadRunner(options: ThreadRunnerOptions = {}): BatchRunner {
   const journal = createJournal();
@@ -37,8 +48,7 @@ export function createThreadRunner(options: ThreadRunnerOptions = {}): BatchRunn
     minThreads: 1,
     maxThreads: 1,
     idleTimeout: Number.POSITIVE_INFINITY,
-    // The thread only encodes and writes batches: a small young generation is plenty.
-    resourceLimits: { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 64 },
+    resourceLimits: WRITER_HEAP,
   });
   return {
     run: (task) => pool.run(task),
