@@ -71,7 +71,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import lockfile from 'proper-lockfile';
-import { HOST, freePort, get, parseOptions, quantileSorted, sleep } from './lib.mjs';
+import { HOST, freePort, get, parseOptions, quantileSorted, scriptNodeFlags, sleep } from './lib.mjs';
 import { createRssSampler, machineBusySec, treeCpuSec } from './proc-stats.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -308,22 +308,6 @@ function resolveServerNode(wanted) {
   if (asked.status !== 0 || !Number.isInteger(major)) throw new Error(`--node ${wanted}: ${path} --version did not answer a node version (${asked.error?.message ?? (version || asked.stderr?.trim())})`);
   if (/^\d+$/.test(wanted ?? '') && major !== Number(wanted)) throw new Error(`--node ${wanted}: ${path} is node ${version}`);
   return { path, version, major };
-}
-
-/**
- * The node flags of one of package.json's scripts (`"start": "node --a --b dist/main.js"` gives
- * ['--a', '--b']), so the bench runs dist/ the way `npm start` does and stays in step with it.
- */
-function scriptNodeFlags(script) {
-  const command = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts?.[script] ?? '';
-  const words = command.trim().split(/\s+/);
-  if (words[0] !== 'node') throw new Error(`package.json's "${script}" script does not start with node: '${command}'`);
-  const flags = [];
-  for (const word of words.slice(1)) {
-    if (!word.startsWith('-')) break;
-    flags.push(word);
-  }
-  return flags;
 }
 
 /** The idle RSS goal for the servers' node: Node 24's from 24 on, else Node 20's. */
@@ -906,7 +890,7 @@ async function startCollector(natsUrl) {
   const env = { PATH: process.env.PATH, PORT: String(port), HOST, DATA_DIR: dataDir, LOG_DIR: join(work, 'logs'), NATS_URL: natsUrl };
   if (options.logLevel !== undefined) env.LOG_LEVEL = options.logLevel;
   // The same node flags as `npm run collect`.
-  const handle = spawnTracked(serverNode.path, [...scriptNodeFlags('collect'), join(ROOT, 'dist', 'collect.js')], env);
+  const handle = spawnTracked(serverNode.path, [...scriptNodeFlags(ROOT, 'collect'), join(ROOT, 'dist', 'collect.js')], env);
   const log = scanWarnings(handle.child.stdout);
   const startedAt = performance.now();
   for (;;) {
@@ -1553,7 +1537,7 @@ let serverNode;
 let startFlags;
 let exitCode;
 try {
-  startFlags = scriptNodeFlags('start');
+  startFlags = scriptNodeFlags(ROOT, 'start');
   serverNode = resolveServerNode(args.node);
   progress(`servers on node ${serverNode.version} (${serverNode.path})`);
   buildIfNeeded();

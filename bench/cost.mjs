@@ -9,7 +9,7 @@
  *   npm run bench:cost -- --only sparse-empty,gzip-sparse --requests 3
  *   npm run bench:cost -- --disk-bound 4 --json
  *
- * Each case runs on its own server (node --max-semi-space-size=4 dist/main.js,
+ * Each case runs on its own server (node with npm start's flags, dist/main.js,
  * default limits, fresh temp DATA_DIR), in order:
  *
  *   spawn ─► /healthz ─► the case's set-up requests (not counted; written)
@@ -35,7 +35,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { HOST, freePort, parseOptions, sleep } from './lib.mjs';
+import { HOST, freePort, parseOptions, scriptNodeFlags, sleep } from './lib.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const MAX_REQUEST_BYTES = 1024 * 1024;
@@ -223,7 +223,7 @@ async function startServer() {
   const port = await freePort();
   const env = { PATH: process.env.PATH, PORT: String(port), HOST, DATA_DIR: dataDir, LOG_DIR: join(work, 'logs'), LOG_LEVEL: 'warn' };
   // The same node flags as npm start, the systemd unit and the PM2 config.
-  const child = spawn(process.execPath, ['--max-semi-space-size=4', join(ROOT, 'dist', 'main.js')], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...scriptNodeFlags(ROOT, 'start'), join(ROOT, 'dist', 'main.js')], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   children.add(child);
   let stderr = '';
   child.stderr.setEncoding('utf8');

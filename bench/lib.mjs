@@ -2,12 +2,14 @@
  * Helpers shared by the bench scripts (bench.mjs, series.mjs, year-size.mjs,
  * cost.mjs, soak.mjs): their options with --help, the loopback host they use,
  * sleep, a free port, one timed GET on a fresh connection, nearest-rank
- * quantiles and a seeded PRNG.
+ * quantiles, a seeded PRNG, and the node flags of a package.json script.
  * Node built-ins only; nothing here starts or stops a server.
  */
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 /** The benches run their servers on, and send their load to, loopback only. */
@@ -76,4 +78,21 @@ export function seededRandom(seed) {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * The node flags a package.json script (`start`, `collect`) runs with, read
+ * from it, so a bench runs the server as `npm start` does and stays in step
+ * when the flags change.
+ */
+export function scriptNodeFlags(root, script) {
+  const command = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).scripts?.[script] ?? '';
+  const words = command.trim().split(/\s+/);
+  if (words[0] !== 'node') throw new Error(`package.json's "${script}" script does not start with node: '${command}'`);
+  const flags = [];
+  for (const word of words.slice(1)) {
+    if (!word.startsWith('-')) break;
+    flags.push(word);
+  }
+  return flags;
 }

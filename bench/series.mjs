@@ -45,7 +45,7 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { HOST, freePort, get, median, parseOptions, quantile, seededRandom, sleep } from './lib.mjs';
+import { HOST, freePort, get, median, parseOptions, quantile, scriptNodeFlags, seededRandom, sleep } from './lib.mjs';
 import { createRssSampler, machineBusySec, treeCpuSec } from './proc-stats.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -59,7 +59,7 @@ const ROWS_PER_WRITE = 3_600;
 const FIELDS = ['temperature', 'humidity', 'pressure', 'battery'];
 const MB = 1e6;
 /** The node flags of `npm start`, the systemd unit and the PM2 config (--node-flags to change). */
-const NPM_START_FLAGS = '--max-semi-space-size=4 --max-old-space-size=144';
+const NPM_START_FLAGS = scriptNodeFlags(join(dirname(fileURLToPath(import.meta.url)), '..'), 'start').join(' ');
 
 /** The goals of the issue. */
 const GOALS = {
