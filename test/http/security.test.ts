@@ -98,6 +98,30 @@ describe('security headers (helmet)', () => {
     }
   });
 
+  it('are on every ingest answer, written by its own handler: errors, 204s and replays included', async () => {
+    const { app } = world();
+    const answers = [
+      await request(app).post('/data').set('content-type', 'application/json').send('{not json'),
+      await request(app).get('/data'),
+      await request(app).post('/data').set('content-type', 'text/plain').send('x'),
+      await request(app).post('/api/v2/write?bucket=data').send('m v=1'),
+      await request(app).post('/api/v2/write?bucket=nope').send('m v=1'),
+      await request(app).post('/data').set('Idempotency-Key', 'k1').send({ a: 1 }),
+      await request(app).post('/data').set('Idempotency-Key', 'k1').send({ a: 1 }),
+    ];
+    expect(answers.map((res) => res.status)).toEqual([400, 405, 415, 204, 404, 202, 202]);
+    expect(answers[6]?.headers['idempotent-replayed']).toBe('true');
+    for (const res of answers) {
+      expect(res.headers['content-security-policy']).toContain("default-src 'self'");
+      expect(res.headers['x-content-type-options']).toBe('nosniff');
+      expect(res.headers['x-frame-options']).toBe('SAMEORIGIN');
+      expect(res.headers['x-powered-by']).toBeUndefined();
+    }
+    // Each header once, not set twice by the handler and a middleware.
+    const raw = answers[0]?.res.rawHeaders.filter((name, index) => index % 2 === 0).map((name) => name.toLowerCase()) ?? [];
+    expect(raw.filter((name) => name === 'content-security-policy')).toHaveLength(1);
+  });
+
   it('let the history page render: it uses nothing its CSP forbids', async () => {
     const { app } = world();
     await request(app).post('/data').send({ a: 1 });
